@@ -1,0 +1,1 @@
+"""The event schema (facts, intents, commands), its codec, and the SQLite event log."""

@@ -1,0 +1,82 @@
+"""The base of every event, and the field checks their `__post_init__` share.
+
+Every event carries two times, both integer nanoseconds since the Unix epoch:
+`venue_ts`, when the venue says the fact happened (for kernel-originated events,
+when the kernel decided), and `recv_ts`, when the kernel received it. `recv_ts`
+of 0 means "not stamped yet": the writer stamps it with its clock on admission.
+
+Checks raise `EventValidationError` naming the event, the field and the value.
+msgspec runs `__post_init__` on construction and on decode alike.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import ClassVar
+
+import msgspec
+
+from kernel.errors import EventValidationError
+
+# Money and quantities are bounded so that no arithmetic in the kernel's
+# 60-digit decimal context ever rounds: at most 18 integer digits and at most
+# 18 fractional digits.
+MAX_ADJUSTED = 17
+MIN_ADJUSTED = -18
+MAX_TS = 2**63 - 1
+MAX_ID_LEN = 256
+
+
+class EventBase(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    tag_field="kind",
+    forbid_unknown_fields=True,
+):
+    venue_ts: int
+    recv_ts: int = 0
+
+    #: True for facts reported by a venue (they carry the venue's identity in the dedup key).
+    is_venue_fact: ClassVar[bool] = False
+
+    @property
+    def dedup_key(self) -> str:
+        raise NotImplementedError
+
+    def _check_times(self) -> None:
+        for name in ("venue_ts", "recv_ts"):
+            v = getattr(self, name)
+            if not 0 <= v <= MAX_TS:
+                self._fail(name, v, f"must be ns since the epoch in [0, {MAX_TS}]")
+
+    def _fail(self, field: str, value: object, rule: str) -> None:
+        raise EventValidationError(f"{type(self).__name__}.{field} {rule}, was {value!r}")
+
+    def _decimal(
+        self, field: str, v: Decimal, *, positive: bool = False, nonneg: bool = False
+    ) -> None:
+        if not v.is_finite():
+            self._fail(field, v, "must be finite")
+        if v and not MIN_ADJUSTED <= v.adjusted() <= MAX_ADJUSTED:
+            self._fail(field, v, "is out of range (|x| < 1e18, at most 18 decimals)")
+        if -v.as_tuple().exponent > -MIN_ADJUSTED:  # type: ignore[operator]
+            self._fail(field, v, "has more than 18 decimals")
+        if positive and v <= 0:
+            self._fail(field, v, "must be > 0")
+        if nonneg and v < 0:
+            self._fail(field, v, "must be >= 0")
+
+    def _opt_decimal(
+        self, field: str, v: Decimal | None, *, positive: bool = False, nonneg: bool = False
+    ) -> None:
+        if v is not None:
+            self._decimal(field, v, positive=positive, nonneg=nonneg)
+
+    def _ident(self, field: str, v: str) -> None:
+        if not v or len(v) > MAX_ID_LEN or v != v.strip():
+            self._fail(field, v, f"must be a non-empty identifier of at most {MAX_ID_LEN} chars")
+
+    def _opt_ident(self, field: str, v: str | None) -> None:
+        if v is not None:
+            self._ident(field, v)

@@ -1,0 +1,273 @@
+"""The append-only event log: one SQLite file, written by one connection.
+
+Tables (schema version 1):
+
+* ``events(seq, kind, dedup_key UNIQUE, venue_ts, recv_ts, payload, hash)``: ``seq``
+  counts from 1 with no gaps; ``payload`` is the event's JSON; ``hash`` is
+  ``sha256(previous hash || seq as 8 big-endian bytes || payload)``, the first row's
+  previous hash being 32 zero bytes, so any edit of a stored row breaks the chain.
+* ``checkpoints(seq, state, hash)``: the fold state after ``seq`` (msgpack) and the
+  chain hash at that row, written in the same transaction as the batch it follows.
+* ``meta(key, value)``.
+
+Triggers refuse UPDATE and DELETE on ``events`` and ``checkpoints``. The UNIQUE
+``dedup_key`` is the guard against double ingestion: the writer looks keys up before
+appending, and should it ever miss one, the insert fails and the whole batch with it.
+
+Durability (`synchronous`), in WAL mode:
+
+* ``FULL``: a batch reported committed survives a power loss or OS crash (fsync on
+  every commit).
+* ``NORMAL``: a batch reported committed survives the process being killed; the last
+  few batches may be lost on a power loss or OS crash (the log stays consistent, never
+  torn). Faster; the venue is asked again on restart, and dedup absorbs the redelivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import aiosqlite
+import msgspec
+
+from events.codec import Event, encode
+from kernel.errors import CorruptLogError, LogError
+
+SCHEMA_VERSION = "1"
+GENESIS_HASH = bytes(32)
+Synchronous = Literal["NORMAL", "FULL"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    dedup_key TEXT NOT NULL UNIQUE,
+    venue_ts INTEGER NOT NULL,
+    recv_ts INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq INTEGER PRIMARY KEY,
+    state BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+"""
+
+_INSERT = (
+    "INSERT INTO events (seq, kind, dedup_key, venue_ts, recv_ts, payload, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_LOOKUP_CHUNK = 900
+
+
+class Row(msgspec.Struct, frozen=True, array_like=True):
+    seq: int
+    kind: str
+    dedup_key: str
+    venue_ts: int
+    recv_ts: int
+    payload: bytes
+    hash: bytes
+
+
+class Checkpoint(msgspec.Struct, frozen=True, array_like=True):
+    seq: int
+    state: bytes
+    hash: bytes
+
+
+def chain(prev: bytes, seq: int, payload: bytes) -> bytes:
+    return hashlib.sha256(prev + seq.to_bytes(8, "big") + payload).digest()
+
+
+class EventLog:
+    """The log. Open it with `EventLog.open`; one writer appends, any number may read."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path, readonly: bool) -> None:
+        self._db = db
+        self.path = path
+        self.readonly = readonly
+        self.last_seq = 0
+        self.last_hash = GENESIS_HASH
+
+    @classmethod
+    async def open(
+        cls, path: str | Path, *, synchronous: Synchronous = "NORMAL", readonly: bool = False
+    ) -> EventLog:
+        path = Path(path)
+        try:
+            if readonly:
+                if not path.exists():
+                    raise LogError(f"no event log at {path}")
+                db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                db = await aiosqlite.connect(path, isolation_level=None)
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.execute(f"PRAGMA synchronous={synchronous}")
+                await db.executescript(_SCHEMA)
+                await db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (SCHEMA_VERSION,),
+                )
+            await db.execute("PRAGMA busy_timeout=5000")
+            log = cls(db, path, readonly)
+            await log._check_schema()
+            async with db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1") as cur:
+                last = await cur.fetchone()
+        except sqlite3.Error as e:
+            raise LogError(f"cannot open event log {path}: {e}") from e
+        if last is not None:
+            log.last_seq, log.last_hash = last[0], last[1]
+        return log
+
+    async def _check_schema(self) -> None:
+        try:
+            async with self._db.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ) as cur:
+                row = await cur.fetchone()
+        except sqlite3.Error as e:
+            raise LogError(f"{self.path} is not an exchange-kernel event log: {e}") from e
+        if row is None or row[0] != SCHEMA_VERSION:
+            found = None if row is None else row[0]
+            raise LogError(f"{self.path}: schema version {found}, expected {SCHEMA_VERSION}")
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def lookup(self, keys: Iterable[str]) -> dict[str, tuple[int, bytes]]:
+        """The logged (seq, payload) of each of `keys` that is already in the log."""
+        found: dict[str, tuple[int, bytes]] = {}
+        wanted = list(dict.fromkeys(keys))
+        try:
+            for i in range(0, len(wanted), _LOOKUP_CHUNK):
+                chunk = wanted[i : i + _LOOKUP_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT dedup_key, seq, payload FROM events WHERE dedup_key IN ({marks})"
+                async with self._db.execute(sql, chunk) as cur:
+                    for key, seq, payload in await cur.fetchall():
+                        found[key] = (seq, payload)
+        except sqlite3.Error as e:
+            raise LogError(f"dedup lookup failed: {e}") from e
+        return found
+
+    async def append(
+        self, events: Sequence[Event], checkpoint: tuple[int, bytes] | None = None
+    ) -> int:
+        """Append `events` (already deduplicated and admitted) in one transaction, with an
+        optional checkpoint `(seq, state)` of the fold after one of them. All or nothing.
+        Returns the last seq. Raises `LogError`; the log is then as before the call."""
+        seq, prev = self.last_seq, self.last_hash
+        rows = []
+        cp_hash = None
+        for ev in events:
+            seq += 1
+            payload = encode(ev)
+            prev = chain(prev, seq, payload)
+            rows.append((seq, type(ev).__struct_config__.tag, ev.dedup_key, ev.venue_ts,
+                         ev.recv_ts, payload, prev))
+            if checkpoint is not None and checkpoint[0] == seq:
+                cp_hash = prev
+        if checkpoint is not None and cp_hash is None:
+            raise LogError(f"checkpoint seq {checkpoint[0]} is not in this batch")
+        try:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.executemany(_INSERT, rows)
+                if checkpoint is not None:
+                    await self._db.execute(
+                        "INSERT INTO checkpoints (seq, state, hash) VALUES (?, ?, ?)",
+                        (checkpoint[0], checkpoint[1], cp_hash),
+                    )
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise LogError(f"append of {len(rows)} events failed: {e}") from e
+        self.last_seq, self.last_hash = seq, prev
+        return seq
+
+    async def refresh(self) -> int:
+        """Re-read the last seq (for a reader following a log another process appends to)."""
+        async with self._db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1") as cur:
+            last = await cur.fetchone()
+        if last is not None:
+            self.last_seq, self.last_hash = last[0], last[1]
+        return self.last_seq
+
+    async def rows(
+        self,
+        since: int = 0,
+        until: int | None = None,
+        kinds: Sequence[str] = (),
+        chunk: int = 20000,
+    ) -> AsyncIterator[Row]:
+        """Rows with `since < seq <= until`, in order, optionally only of `kinds`."""
+        where = ["seq > ?"]
+        params: list[object] = [since]
+        if until is not None:
+            where.append("seq <= ?")
+            params.append(until)
+        if kinds:
+            where.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params.extend(kinds)
+        sql = (
+            "SELECT seq, kind, dedup_key, venue_ts, recv_ts, payload, hash FROM events"
+            f" WHERE {' AND '.join(where)} ORDER BY seq"
+        )
+        try:
+            async with self._db.execute(sql, params) as cur:
+                while batch := await cur.fetchmany(chunk):
+                    for r in batch:
+                        yield Row(*r)
+        except sqlite3.Error as e:
+            raise LogError(f"read failed: {e}") from e
+
+    async def payloads(self, since: int = 0, until: int | None = None, chunk: int = 20000
+                       ) -> AsyncIterator[list[tuple[int, bytes]]]:
+        """(seq, payload) pairs in chunks: the fast path for replay."""
+        sql = "SELECT seq, payload FROM events WHERE seq > ? AND seq <= ? ORDER BY seq"
+        hi = until if until is not None else 2**63 - 1
+        try:
+            async with self._db.execute(sql, (since, hi)) as cur:
+                while batch := await cur.fetchmany(chunk):
+                    yield batch
+        except sqlite3.Error as e:
+            raise LogError(f"read failed: {e}") from e
+
+    async def latest_checkpoint(self, at_most: int | None = None) -> Checkpoint | None:
+        hi = at_most if at_most is not None else 2**63 - 1
+        async with self._db.execute(
+            "SELECT seq, state, hash FROM checkpoints WHERE seq <= ? ORDER BY seq DESC LIMIT 1",
+            (hi,),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else Checkpoint(*row)
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        async with self._db.execute("SELECT seq, state, hash FROM checkpoints ORDER BY seq") as cur:
+            return [Checkpoint(*r) for r in await cur.fetchall()]
+
+    async def count(self) -> int:
+        async with self._db.execute("SELECT count(*) FROM events") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+__all__ = ["Checkpoint", "CorruptLogError", "EventLog", "LogError", "Row", "chain"]

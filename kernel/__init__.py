@@ -1,0 +1,1 @@
+"""exchange-kernel: the functional core (fold, ledger, reconcile) and its shell."""

@@ -1,0 +1,45 @@
+"""The kernel's one exception tree.
+
+::
+
+    KernelError
+     ├── EventValidationError (also ValueError)  a payload broke the schema: quarantine it
+     ├── LogError                                the event log failed (wraps the driver's error)
+     │    └── CorruptLogError                    the log contradicts itself: stop, run `verify`
+     ├── InvariantViolation                      the fold met an impossible state: crash, replay
+     └── ConfigError                             a config value is wrong: refuse to start
+
+`EventValidationError` subclasses `ValueError` so that msgspec, which wraps
+`ValueError` raised in `__post_init__` during decode, reports it as a
+`msgspec.ValidationError` with our message intact.
+"""
+
+from __future__ import annotations
+
+
+class KernelError(Exception):
+    """Base of every error the kernel raises on purpose."""
+
+
+class EventValidationError(KernelError, ValueError):
+    """A venue or user payload is not a valid event. It is quarantined, never coerced."""
+
+
+class LogError(KernelError):
+    """The event log could not be read or written."""
+
+
+class CorruptLogError(LogError):
+    """The log's stored rows contradict each other (sequence, hash chain, payload, checkpoint)."""
+
+    def __init__(self, message: str, *, seq: int | None = None) -> None:
+        super().__init__(message)
+        self.seq = seq
+
+
+class InvariantViolation(KernelError):
+    """The fold reached a state that admitted events can never produce."""
+
+
+class ConfigError(KernelError):
+    """A configuration value is missing or wrong."""

@@ -1,0 +1,223 @@
+"""K: the ledger the kernel computes from facts alone.
+
+Conventions (docs/ledger.md has worked examples):
+
+* Average cost per position key (the symbol; `symbol|long` / `symbol|short` in hedge
+  mode). Increasing a position moves `avg_open` to the quantity-weighted average
+  (for inverse contracts, the harmonic average, which keeps cost in coin exact).
+* A reducing fill realizes `(px - avg_open) * q` for a long and `(avg_open - px) * q`
+  for a short, times the contract size; `avg_open` is unchanged. Inverse contracts
+  realize `(1/avg_open - 1/px) * q * cs` (long) in the base coin. A fill that crosses
+  zero realizes only the closing part and opens the rest at the fill price.
+* `realized_pnl` is gross (price only); fees accumulate per currency; funding is signed
+  from the account's view. `wallets[a]` is K's capital in asset `a`: transfers +
+  adjustments + realized - fees + funding, plus spot trade cash flows.
+* Spot fills move the base and quote wallets; their cost basis lives in `holdings`.
+  A spot fee paid in the base coin reduces the base quantity.
+
+Every function here returns new values; nothing is mutated after construction.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from events.facts import InstrumentDefined, OrderFilled, position_key
+from kernel.money import ONE, ZERO
+
+PositionSide = Literal["both", "long", "short"]
+
+
+class Position(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    position_side: PositionSide = "both"
+    qty: Decimal = ZERO
+    avg_open: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+
+
+class KLedger(msgspec.Struct, frozen=True, kw_only=True):
+    """Every mapping is copied on write and never mutated once the ledger is built."""
+
+    wallets: dict[str, Decimal] = {}
+    realized_pnl: dict[str, Decimal] = {}
+    fees: dict[str, Decimal] = {}
+    funding: dict[str, Decimal] = {}
+    transfers: dict[str, Decimal] = {}
+    adjustments: dict[str, Decimal] = {}
+    positions: dict[str, Position] = {}
+    holdings: dict[str, Position] = {}
+    marks: dict[str, Decimal] = {}
+    leverage: dict[str, Decimal] = {}
+    peak_capital: dict[str, Decimal] = {}
+    # Derived from the above on every change, per settlement asset.
+    unrealized_pnl: dict[str, Decimal] = {}
+    open_notional: dict[str, Decimal] = {}
+    used_margin: dict[str, Decimal] = {}
+    equity: dict[str, Decimal] = {}
+    available_margin: dict[str, Decimal] = {}
+    drawdown: dict[str, Decimal] = {}
+    open_positions: int = 0
+
+
+def trade(pos: Position, q: Decimal, px: Decimal, inst: InstrumentDefined) -> tuple[Position, Decimal]:
+    """Apply a signed fill quantity `q` at `px`; return the new position and the realized PnL."""
+    old = pos.qty
+    cs = inst.contract_size
+    inverse = inst.instrument_kind == "inverse"
+    if old == 0 or (old > 0) == (q > 0):
+        new_qty = old + q
+        if inverse:
+            avg = abs(new_qty) / (abs(old) / pos.avg_open + abs(q) / px) if old else px
+        else:
+            avg = (pos.avg_open * abs(old) + px * abs(q)) / abs(new_qty)
+        return msgspec.structs.replace(pos, qty=new_qty, avg_open=avg), ZERO
+    closing = min(abs(q), abs(old))
+    direction = ONE if old > 0 else -ONE
+    if inverse:
+        realized = (ONE / pos.avg_open - ONE / px) * closing * cs * direction
+    else:
+        realized = (px - pos.avg_open) * closing * cs * direction
+    new_qty = old + q
+    if new_qty == 0:
+        avg = ZERO
+    elif (new_qty > 0) != (old > 0):
+        avg = px  # crossed zero: the remainder opens at the fill price
+    else:
+        avg = pos.avg_open
+    return (
+        msgspec.structs.replace(
+            pos, qty=new_qty, avg_open=avg, realized_pnl=pos.realized_pnl + realized
+        ),
+        realized,
+    )
+
+
+def _add(m: dict[str, Decimal], key: str, amount: Decimal) -> dict[str, Decimal]:
+    out = dict(m)
+    out[key] = out.get(key, ZERO) + amount
+    return out
+
+
+def apply_fill(
+    k: KLedger, fill: OrderFilled, inst: InstrumentDefined, instruments: dict[str, InstrumentDefined]
+) -> tuple[KLedger, Decimal]:
+    """K after one admitted fill, and the fill's realized PnL (in the settlement asset)."""
+    q = fill.qty if fill.side == "buy" else -fill.qty
+    wallets = _add(k.wallets, fill.fee_currency, -fill.fee)
+    fees = _add(k.fees, fill.fee_currency, fill.fee)
+    if inst.instrument_kind == "spot":
+        held = k.holdings.get(fill.symbol) or Position(symbol=fill.symbol)
+        held, realized = trade(held, q, fill.price, inst)
+        if fill.fee_currency == inst.base:  # a fee in the base coin shrinks the holding
+            held = msgspec.structs.replace(held, qty=held.qty - fill.fee)
+        wallets = _add(wallets, inst.base, q)
+        wallets = _add(wallets, inst.quote, -q * fill.price)
+        holdings = dict(k.holdings)
+        if held.qty == 0:
+            holdings.pop(fill.symbol, None)
+        else:
+            holdings[fill.symbol] = held
+        k = msgspec.structs.replace(k, wallets=wallets, fees=fees, holdings=holdings)
+        return refresh(k, instruments, touched=(inst.base, inst.quote, fill.fee_currency)), realized
+    key = position_key(fill.symbol, fill.position_side)
+    pos = k.positions.get(key) or Position(symbol=fill.symbol, position_side=fill.position_side)
+    pos, realized = trade(pos, q, fill.price, inst)
+    positions = dict(k.positions)
+    if pos.qty == 0:
+        positions.pop(key, None)
+    else:
+        positions[key] = pos
+    realized_pnl = k.realized_pnl
+    if realized:
+        wallets = _add(wallets, inst.settle, realized)
+        realized_pnl = _add(realized_pnl, inst.settle, realized)
+    elif inst.settle not in realized_pnl:
+        realized_pnl = _add(realized_pnl, inst.settle, ZERO)
+    k = msgspec.structs.replace(
+        k, wallets=wallets, fees=fees, positions=positions, realized_pnl=realized_pnl
+    )
+    return refresh(k, instruments, touched=(inst.settle, fill.fee_currency)), realized
+
+
+def apply_cash(
+    k: KLedger,
+    asset: str,
+    amount: Decimal,
+    field: Literal["funding", "transfers", "adjustments"],
+    instruments: dict[str, InstrumentDefined],
+) -> KLedger:
+    """A signed cash flow into `asset`'s wallet, accounted under `field`."""
+    k = msgspec.structs.replace(
+        k,
+        wallets=_add(k.wallets, asset, amount),
+        **{field: _add(getattr(k, field), asset, amount)},
+    )
+    return refresh(k, instruments, touched=(asset,))
+
+
+def apply_mark(
+    k: KLedger, symbol: str, price: Decimal, instruments: dict[str, InstrumentDefined]
+) -> KLedger:
+    marks = dict(k.marks)
+    marks[symbol] = price
+    return refresh(msgspec.structs.replace(k, marks=marks), instruments, touched=())
+
+
+def apply_leverage(
+    k: KLedger, symbol: str, leverage: Decimal, instruments: dict[str, InstrumentDefined]
+) -> KLedger:
+    lev = dict(k.leverage)
+    lev[symbol] = leverage
+    return refresh(msgspec.structs.replace(k, leverage=lev), instruments, touched=())
+
+
+def refresh(
+    k: KLedger, instruments: dict[str, InstrumentDefined], touched: tuple[str, ...]
+) -> KLedger:
+    """Recompute the derived figures. Positions without a mark are valued at `avg_open`
+    (no unrealized PnL); a symbol without a leverage setting counts at leverage 1."""
+    unrealized: dict[str, Decimal] = {}
+    notional: dict[str, Decimal] = {}
+    margin: dict[str, Decimal] = {}
+    for pos in k.positions.values():
+        inst = instruments[pos.symbol]
+        mark = k.marks.get(pos.symbol, pos.avg_open)
+        cs = inst.contract_size
+        if inst.instrument_kind == "inverse":
+            n = abs(pos.qty) * cs / mark
+            u = (ONE / pos.avg_open - ONE / mark) * pos.qty * cs
+        else:
+            n = abs(pos.qty) * cs * mark
+            u = (mark - pos.avg_open) * pos.qty * cs
+        a = inst.settle
+        unrealized[a] = unrealized.get(a, ZERO) + u
+        notional[a] = notional.get(a, ZERO) + n
+        margin[a] = margin.get(a, ZERO) + n / k.leverage.get(pos.symbol, ONE)
+    peak = k.peak_capital
+    if touched:
+        peak = dict(peak)
+        for a in touched:
+            w = k.wallets.get(a, ZERO)
+            if a not in peak or w > peak[a]:
+                peak[a] = w
+    equity: dict[str, Decimal] = {}
+    available: dict[str, Decimal] = {}
+    for a in k.wallets.keys() | unrealized.keys():
+        equity[a] = k.wallets.get(a, ZERO) + unrealized.get(a, ZERO)
+        available[a] = equity[a] - margin.get(a, ZERO)
+    drawdown = {a: p - k.wallets.get(a, ZERO) for a, p in peak.items()}
+    return msgspec.structs.replace(
+        k,
+        peak_capital=peak,
+        unrealized_pnl=unrealized,
+        open_notional=notional,
+        used_margin=margin,
+        equity=dict(sorted(equity.items())),
+        available_margin=dict(sorted(available.items())),
+        drawdown=drawdown,
+        open_positions=len(k.positions),
+    )

@@ -1,0 +1,39 @@
+"""The decimal context every kernel computation runs in.
+
+Event validation bounds every amount to |x| < 1e18 with at most 18 decimals, so
+sums and products of a few such values stay exact in 60 significant digits; only a
+division (an average price, notional / leverage) can round, and it rounds the
+same way on every replay. Traps turn an invalid operation or a division by zero
+into an exception instead of a NaN or an infinity.
+
+Python keeps the decimal context per thread (and per asyncio task, by contextvar):
+`install()` sets it for the current context and as the template for new threads.
+Every entry point calls it before folding; `require()` lets the fold's callers check.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import Decimal
+
+PRECISION = 60
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+_TRAPS = [decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow]
+
+
+def install() -> None:
+    for ctx in (decimal.getcontext(), decimal.DefaultContext):
+        ctx.prec = PRECISION
+        ctx.rounding = decimal.ROUND_HALF_EVEN
+        ctx.Emax = decimal.MAX_EMAX
+        ctx.Emin = decimal.MIN_EMIN
+        for trap in _TRAPS:
+            ctx.traps[trap] = True
+
+
+def require() -> None:
+    """Raise unless `install()` is in force in the calling context."""
+    if decimal.getcontext().prec != PRECISION:
+        raise RuntimeError("kernel.money.install() was not called in this context")

@@ -1,0 +1,198 @@
+"""The fold: `fold(state, event, seq) -> state`, pure and exhaustive.
+
+`AccountState` is everything a replay rebuilds: K, E, the instruments, and what the
+reconcile rules need to remember (when K last moved per wallet and position key, the
+last fill's realized PnL on both sides). It is a frozen value; checkpoints store its
+msgspec encoding and a replay from a checkpoint continues bit-identically.
+
+Callers fold only *admitted* events (`kernel.admit.admit` returned None); the fold
+treats anything else as an `InvariantViolation`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import assert_never
+
+import msgspec
+
+from events.codec import Event
+from events.control import (
+    InputQuarantined,
+    ManualAdjustment,
+    TradingHalted,
+    TradingResumed,
+    VenueConnected,
+    VenueDisconnected,
+)
+from events.facts import (
+    BalanceReported,
+    FundingSettled,
+    InstrumentDefined,
+    LeverageSet,
+    MarkPriceObserved,
+    OrderFilled,
+    OrderStatusReported,
+    PositionsReported,
+    TransferCompleted,
+    position_key,
+)
+from events.orders import (
+    AmendOrder,
+    CancelOrder,
+    CommandAcknowledged,
+    CommandOutcomeUnknown,
+    CommandRejected,
+    IntentAmended,
+    IntentCanceled,
+    IntentPlaced,
+    PlaceOrder,
+)
+from kernel import ledger, venue
+from kernel.errors import InvariantViolation
+from kernel.ledger import KLedger
+from kernel.venue import VenueView
+
+
+class Moment(msgspec.Struct, frozen=True, array_like=True):
+    """When K last moved: the venue's time of the fact, and the kernel's receive time."""
+
+    venue_ts: int
+    recv_ts: int
+
+
+class FillCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """The last fill's realized PnL as K computed it and as the venue reported it."""
+
+    dedup_key: str
+    symbol: str
+    asset: str
+    kernel: Decimal
+    venue: Decimal | None
+
+
+class AccountState(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int = 0
+    event_id: str = ""
+    event_kind: str = ""
+    event_ts: int = 0
+    #: The kernel's event-time clock: the largest `recv_ts` folded so far.
+    now: int = 0
+    instruments: dict[str, InstrumentDefined] = {}
+    k: KLedger = KLedger()
+    e: VenueView = VenueView()
+    wallet_moved: dict[str, Moment] = {}
+    position_moved: dict[str, Moment] = {}
+    last_fill: FillCheck | None = None
+    connected: bool | None = None
+    halted: bool = False
+    quarantined: int = 0
+    order_updates: int = 0
+    intents: int = 0
+    commands: int = 0
+
+
+GENESIS = AccountState()
+
+
+def fold(state: AccountState, event: Event, seq: int) -> AccountState:
+    """The state after `event`, logged at `seq` (which must follow `state.seq`)."""
+    if seq != state.seq + 1:
+        raise InvariantViolation(f"fold expected seq {state.seq + 1}, got {seq}")
+    s = msgspec.structs.replace(
+        state,
+        seq=seq,
+        event_id=event.dedup_key,
+        event_kind=type(event).__struct_config__.tag,  # type: ignore[assignment]
+        event_ts=event.venue_ts,
+        now=max(state.now, event.recv_ts),
+    )
+    match event:
+        case OrderFilled():
+            return _fill(s, event)
+        case MarkPriceObserved():
+            return msgspec.structs.replace(
+                s, k=ledger.apply_mark(s.k, event.symbol, event.price, s.instruments)
+            )
+        case FundingSettled():
+            k = ledger.apply_cash(s.k, event.asset, event.amount, "funding", s.instruments)
+            return _moved_wallets(msgspec.structs.replace(s, k=k), event, (event.asset,))
+        case TransferCompleted():
+            k = ledger.apply_cash(s.k, event.asset, event.signed_amount, "transfers", s.instruments)
+            return _moved_wallets(msgspec.structs.replace(s, k=k), event, (event.asset,))
+        case ManualAdjustment():
+            k = ledger.apply_cash(s.k, event.asset, event.amount, "adjustments", s.instruments)
+            return _moved_wallets(msgspec.structs.replace(s, k=k), event, (event.asset,))
+        case BalanceReported():
+            return msgspec.structs.replace(s, e=venue.apply_balances(s.e, event))
+        case PositionsReported():
+            return msgspec.structs.replace(s, e=venue.apply_positions(s.e, event))
+        case InstrumentDefined():
+            instruments = dict(s.instruments)
+            instruments[event.symbol] = event
+            k = ledger.refresh(s.k, instruments, touched=())
+            return msgspec.structs.replace(s, instruments=instruments, k=k)
+        case LeverageSet():
+            return msgspec.structs.replace(
+                s, k=ledger.apply_leverage(s.k, event.symbol, event.leverage, s.instruments)
+            )
+        case OrderStatusReported():
+            return msgspec.structs.replace(s, order_updates=s.order_updates + 1)
+        case IntentPlaced() | IntentAmended() | IntentCanceled():
+            # The intent reconciler folds these into its own intent book.
+            return msgspec.structs.replace(s, intents=s.intents + 1)
+        case (
+            PlaceOrder()
+            | AmendOrder()
+            | CancelOrder()
+            | CommandAcknowledged()
+            | CommandRejected()
+            | CommandOutcomeUnknown()
+        ):
+            return msgspec.structs.replace(s, commands=s.commands + 1)
+        case VenueConnected():
+            return msgspec.structs.replace(s, connected=True)
+        case VenueDisconnected():
+            return msgspec.structs.replace(s, connected=False)
+        case TradingHalted():
+            return msgspec.structs.replace(s, halted=True)
+        case TradingResumed():
+            return msgspec.structs.replace(s, halted=False)
+        case InputQuarantined():
+            return msgspec.structs.replace(s, quarantined=s.quarantined + 1)
+        case _:
+            assert_never(event)
+
+
+def _fill(s: AccountState, fill: OrderFilled) -> AccountState:
+    inst = s.instruments.get(fill.symbol)
+    if inst is None:
+        raise InvariantViolation(f"fill {fill.dedup_key} for undefined instrument {fill.symbol}")
+    k, realized = ledger.apply_fill(s.k, fill, inst, s.instruments)
+    moment = Moment(fill.venue_ts, fill.recv_ts)
+    if inst.instrument_kind == "spot":
+        moved = (inst.base, inst.quote, fill.fee_currency)
+    else:
+        moved = (inst.settle, fill.fee_currency)
+        position_moved = dict(s.position_moved)
+        position_moved[position_key(fill.symbol, fill.position_side)] = moment
+        s = msgspec.structs.replace(s, position_moved=position_moved)
+    check = FillCheck(
+        dedup_key=fill.dedup_key,
+        symbol=fill.symbol,
+        asset=inst.settle,
+        kernel=realized,
+        venue=fill.venue_realized_pnl,
+    )
+    s = msgspec.structs.replace(s, k=k, last_fill=check)
+    return _moved_wallets(s, fill, moved)
+
+
+def _moved_wallets(
+    s: AccountState, event: Event, assets: tuple[str, ...]
+) -> AccountState:
+    moved = dict(s.wallet_moved)
+    moment = Moment(event.venue_ts, event.recv_ts)
+    for a in assets:
+        moved[a] = moment
+    return msgspec.structs.replace(s, wallet_moved=moved)

@@ -1,0 +1,164 @@
+"""The one writer: every event enters the log and the fold through here.
+
+For each batch: stamp receive times, look the dedup keys up in the log, screen each
+event (duplicate: skip and count; same key with another payload: conflict, logged as
+`InputQuarantined`; inadmissible against the state: quarantined), fold the rest,
+then append them all in one transaction (with a checkpoint every `checkpoint_every`
+events). Snapshots are published only after the commit; if the append fails, the
+writer's state is as before the batch, because states are immutable values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from events.codec import Event, decode, encode, identity
+from events.control import InputQuarantined, quarantine
+from events.log import EventLog
+from kernel import money
+from kernel.admit import admit
+from kernel.reconcile import ReconcileConfig
+from kernel.replay import encode_state, load_state
+from kernel.snapshot import AccountSnapshotV2, project
+from kernel.state import AccountState, fold
+
+Clock = Callable[[], int]
+Publish = Callable[[AccountSnapshotV2], None]
+
+
+class BatchResult(msgspec.Struct, kw_only=True):
+    appended: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    quarantined: int = 0
+    last_seq: int = 0
+
+    def add(self, other: BatchResult) -> None:
+        self.appended += other.appended
+        self.duplicates += other.duplicates
+        self.conflicts += other.conflicts
+        self.quarantined += other.quarantined
+        self.last_seq = other.last_seq
+
+
+class Writer:
+    def __init__(
+        self,
+        log: EventLog,
+        state: AccountState,
+        *,
+        reconcile: ReconcileConfig,
+        clock: Clock,
+        checkpoint_every: int,
+        last_checkpoint: int,
+        publish: Publish | None = None,
+    ) -> None:
+        self.log = log
+        self.state = state
+        self.reconcile_config = reconcile
+        self.snapshot = project(state, reconcile)
+        self._clock = clock
+        self._checkpoint_every = checkpoint_every
+        self._last_checkpoint = last_checkpoint
+        self._publish = publish
+
+    @classmethod
+    async def open(
+        cls,
+        log: EventLog,
+        *,
+        clock: Clock,
+        reconcile: ReconcileConfig | None = None,
+        checkpoint_every: int = 10_000,
+        publish: Publish | None = None,
+    ) -> Writer:
+        """Replay the log (newest checkpoint + tail) and stand ready to append."""
+        money.require()
+        state = await load_state(log)
+        cp = await log.latest_checkpoint()
+        return cls(
+            log,
+            state,
+            reconcile=reconcile or ReconcileConfig(),
+            clock=clock,
+            checkpoint_every=checkpoint_every,
+            last_checkpoint=cp.seq if cp else 0,
+            publish=publish,
+        )
+
+    async def ingest(self, events: Sequence[Event]) -> BatchResult:
+        """Log and fold one batch, all or nothing. Raises `LogError` if the log failed."""
+        now = self._clock()
+        stamped = [e if e.recv_ts else msgspec.structs.replace(e, recv_ts=now) for e in events]
+        logged = await self.log.lookup(e.dedup_key for e in stamped)
+        seen: dict[str, tuple[int, Event]] = {}
+        result = BatchResult()
+        state, snap = self.state, self.snapshot
+        accepted: list[Event] = []
+        snaps: list[AccountSnapshotV2] = []
+        for ev in stamped:
+            prior = await self._prior(ev.dedup_key, seen, logged)
+            if prior is not None:
+                # A quarantine's key is its raw payload's hash: same key, same input.
+                if isinstance(ev, InputQuarantined) or identity(prior[1]) == identity(ev):
+                    result.duplicates += 1
+                    continue
+                result.conflicts += 1
+                ev = quarantine(
+                    encode(identity(ev)),
+                    source="dedup",
+                    reason=f"conflict: dedup key {ev.dedup_key!r} is logged at seq {prior[0]}"
+                    " with a different payload",
+                    venue_ts=ev.venue_ts,
+                    recv_ts=ev.recv_ts,
+                )
+                if await self._prior(ev.dedup_key, seen, logged) is not None:
+                    continue  # this very conflict was recorded before
+            reason = admit(state, ev)
+            if reason is not None:
+                ev = quarantine(encode(identity(ev)), source="admission", reason=reason,
+                                venue_ts=ev.venue_ts, recv_ts=ev.recv_ts)
+                if await self._prior(ev.dedup_key, seen, logged) is not None:
+                    result.duplicates += 1
+                    continue
+            if isinstance(ev, InputQuarantined) and ev.source != "dedup":
+                result.quarantined += 1
+            state = fold(state, ev, state.seq + 1)
+            snap = project(state, self.reconcile_config, snap)
+            seen[ev.dedup_key] = (state.seq, ev)
+            accepted.append(ev)
+            snaps.append(snap)
+        result.last_seq = state.seq
+        if not accepted:
+            return result
+        checkpoint = None
+        if state.seq - self._last_checkpoint >= self._checkpoint_every:
+            checkpoint = (state.seq, encode_state(state))
+        await self.log.append(accepted, checkpoint)
+        self.state, self.snapshot = state, snap
+        if checkpoint is not None:
+            self._last_checkpoint = state.seq
+        result.appended = len(accepted)
+        if self._publish is not None:
+            for s in snaps:
+                self._publish(s)
+        return result
+
+    async def _prior(
+        self,
+        key: str,
+        seen: dict[str, tuple[int, Event]],
+        logged: dict[str, tuple[int, bytes]],
+    ) -> tuple[int, Event] | None:
+        """The event already holding `key`, in this batch or in the log, with its seq."""
+        if key in seen:
+            return seen[key]
+        if key not in logged:
+            found = await self.log.lookup([key]) if key.startswith("quarantine:") else {}
+            if key not in found:
+                return None
+            logged[key] = found[key]
+        seq, payload = logged[key]
+        return seq, decode(payload)

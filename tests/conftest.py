@@ -1,0 +1,4 @@
+"""Every test runs in the kernel's decimal context."""
+from kernel import money
+
+money.install()
