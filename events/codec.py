@@ -71,7 +71,7 @@ Event: TypeAlias = (
     | InputQuarantined
 )
 
-EVENT_TYPES: tuple[type[Any], ...] = Event.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[type[Any], ...] = Event.__args__
 KINDS: dict[str, type[Any]] = {t.__struct_config__.tag: t for t in EVENT_TYPES}
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
@@ -83,7 +83,8 @@ def encode(event: Event) -> bytes:
 
 
 def decode(data: bytes | str) -> Event:
-    return _decoder.decode(data)
+    event: Event = _decoder.decode(data)
+    return event
 
 
 def identity(event: Event) -> Event:

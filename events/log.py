@@ -29,7 +29,7 @@ import hashlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import aiosqlite
 import msgspec
@@ -205,7 +205,8 @@ class EventLog:
 
     async def refresh(self) -> int:
         """Re-read the last seq (for a reader following a log another process appends to)."""
-        async with self._db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1") as cur:
+        sql = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+        async with self._db.execute(sql) as cur:
             last = await cur.fetchone()
         if last is not None:
             self.last_seq, self.last_hash = last[0], last[1]
@@ -247,7 +248,7 @@ class EventLog:
         try:
             async with self._db.execute(sql, (since, hi)) as cur:
                 while batch := await cur.fetchmany(chunk):
-                    yield batch
+                    yield cast("list[tuple[int, bytes]]", batch)
         except sqlite3.Error as e:
             raise LogError(f"read failed: {e}") from e
 

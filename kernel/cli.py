@@ -50,7 +50,6 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         writer = await Writer.open(log, clock=wall_ns, checkpoint_every=args.checkpoint_every)
         total = BatchResult(last_seq=log.last_seq)
-        undecodable = 0
         batch: list[Event] = []
         stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
         with stream:
@@ -60,9 +59,9 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
                 try:
                     batch.append(decode(line))
                 except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                    undecodable += 1
-                    batch.append(quarantine(line.rstrip(b"\r\n"), source=f"ingest:{args.file}:{lineno}",
-                                            reason=str(e), venue_ts=wall_ns()))
+                    source = f"ingest:{args.file}:{lineno}"
+                    batch.append(quarantine(line.rstrip(b"\r\n"), source=source, reason=str(e),
+                                            venue_ts=wall_ns()))
                 if len(batch) >= INGEST_BATCH:
                     total.add(await writer.ingest(batch))
                     batch = []
@@ -187,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=0.2, help=argparse.SUPPRESS)
     p.set_defaults(run=cmd_tail)
 
-    p = add("verify", "Check sequence continuity, the hash chain, every payload, and that replay"
-                      " agrees with every checkpoint. Exit 1 and name the first bad row on a fault.")
+    p = add("verify", "Check sequence continuity, the hash chain, every payload, and that"
+                      " replay agrees with every checkpoint. Exit 1 and name the first bad row.")
     p.set_defaults(run=cmd_verify)
 
     p = add("replay", "Re-fold the whole log from genesis and print events/s.")

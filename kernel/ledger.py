@@ -4,7 +4,8 @@ Conventions (docs/ledger.md has worked examples):
 
 * Average cost per position key (the symbol; `symbol|long` / `symbol|short` in hedge
   mode). Increasing a position moves `avg_open` to the quantity-weighted average
-  (for inverse contracts, the harmonic average, which keeps cost in coin exact).
+  (for inverse contracts, the harmonic average, which keeps cost in coin exact),
+  rounded half-even to 18 decimal places.
 * A reducing fill realizes `(px - avg_open) * q` for a long and `(avg_open - px) * q`
   for a short, times the contract size; `avg_open` is unchanged. Inverse contracts
   realize `(1/avg_open - 1/px) * q * cs` (long) in the base coin. A fill that crosses
@@ -26,7 +27,7 @@ from typing import Literal
 import msgspec
 
 from events.facts import InstrumentDefined, OrderFilled, position_key
-from kernel.money import ONE, ZERO
+from kernel.money import ONE, ZERO, q18
 
 PositionSide = Literal["both", "long", "short"]
 
@@ -37,6 +38,15 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
     qty: Decimal = ZERO
     avg_open: Decimal = ZERO
     realized_pnl: Decimal = ZERO
+
+
+class Valuation(msgspec.Struct, frozen=True, kw_only=True):
+    """One position at K's mark and leverage, in its settlement asset."""
+
+    asset: str
+    notional: Decimal
+    unrealized_pnl: Decimal
+    margin: Decimal
 
 
 class KLedger(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +63,8 @@ class KLedger(msgspec.Struct, frozen=True, kw_only=True):
     marks: dict[str, Decimal] = {}
     leverage: dict[str, Decimal] = {}
     peak_capital: dict[str, Decimal] = {}
-    # Derived from the above on every change, per settlement asset.
+    # Derived: each position valued at K's mark (by key), and totals per settlement asset.
+    valuations: dict[str, Valuation] = {}
     unrealized_pnl: dict[str, Decimal] = {}
     open_notional: dict[str, Decimal] = {}
     used_margin: dict[str, Decimal] = {}
@@ -63,17 +74,21 @@ class KLedger(msgspec.Struct, frozen=True, kw_only=True):
     open_positions: int = 0
 
 
-def trade(pos: Position, q: Decimal, px: Decimal, inst: InstrumentDefined) -> tuple[Position, Decimal]:
+def trade(
+    pos: Position, q: Decimal, px: Decimal, inst: InstrumentDefined
+) -> tuple[Position, Decimal]:
     """Apply a signed fill quantity `q` at `px`; return the new position and the realized PnL."""
     old = pos.qty
     cs = inst.contract_size
     inverse = inst.instrument_kind == "inverse"
     if old == 0 or (old > 0) == (q > 0):
         new_qty = old + q
-        if inverse:
-            avg = abs(new_qty) / (abs(old) / pos.avg_open + abs(q) / px) if old else px
+        if not old:
+            avg = px
+        elif inverse:
+            avg = q18(abs(new_qty) / (abs(old) / pos.avg_open + abs(q) / px))
         else:
-            avg = (pos.avg_open * abs(old) + px * abs(q)) / abs(new_qty)
+            avg = q18((pos.avg_open * abs(old) + px * abs(q)) / abs(new_qty))
         return msgspec.structs.replace(pos, qty=new_qty, avg_open=avg), ZERO
     closing = min(abs(q), abs(old))
     direction = ONE if old > 0 else -ONE
@@ -103,7 +118,10 @@ def _add(m: dict[str, Decimal], key: str, amount: Decimal) -> dict[str, Decimal]
 
 
 def apply_fill(
-    k: KLedger, fill: OrderFilled, inst: InstrumentDefined, instruments: dict[str, InstrumentDefined]
+    k: KLedger,
+    fill: OrderFilled,
+    inst: InstrumentDefined,
+    instruments: dict[str, InstrumentDefined],
 ) -> tuple[KLedger, Decimal]:
     """K after one admitted fill, and the fill's realized PnL (in the settlement asset)."""
     q = fill.qty if fill.side == "buy" else -fill.qty
@@ -122,7 +140,8 @@ def apply_fill(
         else:
             holdings[fill.symbol] = held
         k = msgspec.structs.replace(k, wallets=wallets, fees=fees, holdings=holdings)
-        return refresh(k, instruments, touched=(inst.base, inst.quote, fill.fee_currency)), realized
+        touched: tuple[str, ...] = (inst.base, inst.quote, fill.fee_currency)
+        return refresh(k, instruments, touched=touched, symbols=()), realized
     key = position_key(fill.symbol, fill.position_side)
     pos = k.positions.get(key) or Position(symbol=fill.symbol, position_side=fill.position_side)
     pos, realized = trade(pos, q, fill.price, inst)
@@ -140,7 +159,8 @@ def apply_fill(
     k = msgspec.structs.replace(
         k, wallets=wallets, fees=fees, positions=positions, realized_pnl=realized_pnl
     )
-    return refresh(k, instruments, touched=(inst.settle, fill.fee_currency)), realized
+    touched = (inst.settle, fill.fee_currency)
+    return refresh(k, instruments, touched=touched, symbols=(fill.symbol,)), realized
 
 
 def apply_cash(
@@ -156,7 +176,7 @@ def apply_cash(
         wallets=_add(k.wallets, asset, amount),
         **{field: _add(getattr(k, field), asset, amount)},
     )
-    return refresh(k, instruments, touched=(asset,))
+    return refresh(k, instruments, touched=(asset,), symbols=())
 
 
 def apply_mark(
@@ -164,7 +184,8 @@ def apply_mark(
 ) -> KLedger:
     marks = dict(k.marks)
     marks[symbol] = price
-    return refresh(msgspec.structs.replace(k, marks=marks), instruments, touched=())
+    return refresh(msgspec.structs.replace(k, marks=marks), instruments, touched=(),
+                   symbols=(symbol,))
 
 
 def apply_leverage(
@@ -172,52 +193,75 @@ def apply_leverage(
 ) -> KLedger:
     lev = dict(k.leverage)
     lev[symbol] = leverage
-    return refresh(msgspec.structs.replace(k, leverage=lev), instruments, touched=())
+    return refresh(msgspec.structs.replace(k, leverage=lev), instruments, touched=(),
+                   symbols=(symbol,))
+
+
+def value(
+    pos: Position, inst: InstrumentDefined, mark: Decimal | None, leverage: Decimal | None
+) -> Valuation:
+    """`pos` at `mark` (its `avg_open` when no mark is known yet: no unrealized PnL) and
+    `leverage` (1 when never set)."""
+    m = pos.avg_open if mark is None else mark
+    cs = inst.contract_size
+    if inst.instrument_kind == "inverse":
+        notional = q18(abs(pos.qty) * cs / m)
+        unrealized = q18((ONE / pos.avg_open - ONE / m) * pos.qty * cs)
+    else:
+        notional = abs(pos.qty) * cs * m
+        unrealized = (m - pos.avg_open) * pos.qty * cs
+    margin = notional if leverage is None else q18(notional / leverage)
+    return Valuation(asset=inst.settle, notional=notional, unrealized_pnl=unrealized, margin=margin)
 
 
 def refresh(
-    k: KLedger, instruments: dict[str, InstrumentDefined], touched: tuple[str, ...]
+    k: KLedger,
+    instruments: dict[str, InstrumentDefined],
+    *,
+    touched: tuple[str, ...],
+    symbols: tuple[str, ...] | None,
 ) -> KLedger:
-    """Recompute the derived figures. Positions without a mark are valued at `avg_open`
-    (no unrealized PnL); a symbol without a leverage setting counts at leverage 1."""
+    """Recompute the derived figures after the wallets of `touched` assets and the
+    positions of `symbols` (None: every symbol) changed."""
+    valuations = k.valuations
+    if symbols is None or symbols:
+        valuations = {}
+        for key, pos in k.positions.items():
+            old = k.valuations.get(key)
+            if old is None or symbols is None or pos.symbol in symbols:
+                old = value(pos, instruments[pos.symbol], k.marks.get(pos.symbol),
+                            k.leverage.get(pos.symbol))
+            valuations[key] = old
     unrealized: dict[str, Decimal] = {}
     notional: dict[str, Decimal] = {}
     margin: dict[str, Decimal] = {}
-    for pos in k.positions.values():
-        inst = instruments[pos.symbol]
-        mark = k.marks.get(pos.symbol, pos.avg_open)
-        cs = inst.contract_size
-        if inst.instrument_kind == "inverse":
-            n = abs(pos.qty) * cs / mark
-            u = (ONE / pos.avg_open - ONE / mark) * pos.qty * cs
-        else:
-            n = abs(pos.qty) * cs * mark
-            u = (mark - pos.avg_open) * pos.qty * cs
-        a = inst.settle
-        unrealized[a] = unrealized.get(a, ZERO) + u
-        notional[a] = notional.get(a, ZERO) + n
-        margin[a] = margin.get(a, ZERO) + n / k.leverage.get(pos.symbol, ONE)
-    peak = k.peak_capital
+    for v in valuations.values():
+        a = v.asset
+        unrealized[a] = unrealized.get(a, ZERO) + v.unrealized_pnl
+        notional[a] = notional.get(a, ZERO) + v.notional
+        margin[a] = margin.get(a, ZERO) + v.margin
+    peak, drawdown = k.peak_capital, k.drawdown
     if touched:
-        peak = dict(peak)
+        peak, drawdown = dict(peak), dict(drawdown)
         for a in touched:
             w = k.wallets.get(a, ZERO)
             if a not in peak or w > peak[a]:
                 peak[a] = w
+            drawdown[a] = peak[a] - w
     equity: dict[str, Decimal] = {}
     available: dict[str, Decimal] = {}
-    for a in k.wallets.keys() | unrealized.keys():
+    for a in (*k.wallets, *(a for a in unrealized if a not in k.wallets)):
         equity[a] = k.wallets.get(a, ZERO) + unrealized.get(a, ZERO)
         available[a] = equity[a] - margin.get(a, ZERO)
-    drawdown = {a: p - k.wallets.get(a, ZERO) for a, p in peak.items()}
     return msgspec.structs.replace(
         k,
+        valuations=valuations,
         peak_capital=peak,
         unrealized_pnl=unrealized,
         open_notional=notional,
         used_margin=margin,
-        equity=dict(sorted(equity.items())),
-        available_margin=dict(sorted(available.items())),
+        equity=equity,
+        available_margin=available,
         drawdown=drawdown,
         open_positions=len(k.positions),
     )

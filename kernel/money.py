@@ -3,8 +3,9 @@
 Event validation bounds every amount to |x| < 1e18 with at most 18 decimals, so
 sums and products of a few such values stay exact in 60 significant digits; only a
 division (an average price, notional / leverage) can round, and it rounds the
-same way on every replay. Traps turn an invalid operation or a division by zero
-into an exception instead of a NaN or an infinity.
+same way on every replay; such results are rounded to 18 places (`q18`). Traps
+turn an invalid operation or a division by zero into an exception instead of a NaN
+or an infinity.
 
 Python keeps the decimal context per thread (and per asyncio task, by contextvar):
 `install()` sets it for the current context and as the template for new threads.
@@ -19,6 +20,9 @@ from decimal import Decimal
 PRECISION = 60
 ZERO = Decimal(0)
 ONE = Decimal(1)
+#: Results of a division (an average price, a margin) are rounded to 18 places, the
+#: precision of the inputs, so that later arithmetic stays short and exact.
+QUANTUM = Decimal("1e-18")
 
 _TRAPS = [decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow]
 
@@ -31,6 +35,11 @@ def install() -> None:
         ctx.Emin = decimal.MIN_EMIN
         for trap in _TRAPS:
             ctx.traps[trap] = True
+
+
+def q18(x: Decimal) -> Decimal:
+    """`x` rounded half-even to 18 decimal places."""
+    return x.quantize(QUANTUM)
 
 
 def require() -> None:

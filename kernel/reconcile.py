@@ -20,9 +20,10 @@ from typing import Literal
 
 import msgspec
 
-from events.facts import key_symbol
+from kernel.ledger import KLedger
 from kernel.money import ZERO
 from kernel.state import AccountState, Moment
+from kernel.venue import VenueView
 
 Rule = Literal["R1", "R2", "R3", "R4", "R5", "R6"]
 
@@ -32,6 +33,9 @@ class Verdict(enum.Enum):
     UNKNOWN = "UNKNOWN"
     WARN = "WARN"
     ERROR = "ERROR"
+
+    # Members are singletons: hash by identity, in C, instead of Enum's hash of the name.
+    __hash__ = object.__hash__
 
     @property
     def rank(self) -> int:
@@ -49,6 +53,7 @@ class Verdict(enum.Enum):
 
 
 _RANK = {Verdict.OK: 0, Verdict.UNKNOWN: 1, Verdict.WARN: 2, Verdict.ERROR: 3}
+_BY_RANK = {rank: v for v, rank in _RANK.items()}
 
 
 class ReconcileConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -66,50 +71,46 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
     rule: Rule
     subject: str
     verdict: Verdict
-    kernel: str | None
-    venue: str | None
+    #: The compared values (a set of keys, for R6); None where the venue has not reported.
+    kernel: Decimal | str | None
+    venue: Decimal | str | None
     reason: str
+    #: For a WARN `PENDING_REPORT`: the event time at which it becomes ERROR.
+    expires_at: int | None = None
 
 
 class ReconcileResult(msgspec.Struct, frozen=True, kw_only=True):
     verdict: Verdict
-    checks: tuple[Check, ...]
     #: The earliest event time at which a WARN `PENDING_REPORT` turns into ERROR.
-    expires_at: int | None = None
+    expires_at: int | None
+    r1: tuple[Check, ...]
+    r2: tuple[Check, ...]
+    r3: tuple[Check, ...]
+    r4: tuple[Check, ...]
+    r5: tuple[Check, ...]
+    r6: tuple[Check, ...]
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        return self.r1 + self.r2 + self.r3 + self.r4 + self.r5 + self.r6
 
 
-class _Pending(msgspec.Struct):
-    """Collects the deadlines of the pending-report checks of one reconcile pass."""
-
-    now: int
-    window: int
-    expires_at: int | None = None
-
-    def classify(self, moved: Moment | None, report_ts: int | None) -> tuple[Verdict, str] | None:
-        """WARN/ERROR if K moved after the venue's report, else None (not pending)."""
-        if moved is None or report_ts is None or report_ts >= moved.venue_ts:
-            return None
-        deadline = moved.recv_ts + self.window
-        if self.now > deadline:
-            return Verdict.ERROR, "PENDING_REPORT_EXPIRED"
-        if self.expires_at is None or deadline < self.expires_at:
-            self.expires_at = deadline
-        return Verdict.WARN, "PENDING_REPORT"
+Pending = tuple[Verdict, str, int | None]
 
 
-def _s(v: Decimal | None) -> str | None:
-    return None if v is None else str(v)
+def pending(moved: Moment | None, report_ts: int | None, now: int, window: int) -> Pending | None:
+    """WARN (until the deadline) or ERROR if K moved after the venue's report, else None."""
+    if moved is None or report_ts is None or report_ts >= moved.venue_ts:
+        return None
+    deadline = moved.recv_ts + window
+    if now > deadline:
+        return Verdict.ERROR, "PENDING_REPORT_EXPIRED", None
+    return Verdict.WARN, "PENDING_REPORT", deadline
 
 
 def _unknown(rule: Rule, subject: str, kernel: Decimal | str | None) -> Check:
-    k = kernel if isinstance(kernel, str) or kernel is None else str(kernel)
-    return Check(rule=rule, subject=subject, verdict=Verdict.UNKNOWN, kernel=k, venue=None,
+    return Check(rule=rule, subject=subject, verdict=Verdict.UNKNOWN, kernel=kernel, venue=None,
                  reason="NO_VENUE_REPORT")
-
-
-def _latest(moments: list[Moment | None]) -> Moment | None:
-    present = [m for m in moments if m is not None]
-    return max(present, key=lambda m: m.venue_ts) if present else None
 
 
 def _banded(
@@ -118,158 +119,172 @@ def _banded(
     k: Decimal,
     e: Decimal,
     eps: Decimal,
-    pending: tuple[Verdict, str] | None,
+    late: Pending | None,
     band: Decimal,
     band_reason: str,
 ) -> Check:
     d = abs(k - e)
+    expires_at = None
     if d <= eps:
         verdict, reason = Verdict.OK, "MATCH"
-    elif pending is not None:
-        verdict, reason = pending
+    elif late is not None:
+        verdict, reason, expires_at = late
     elif d <= band:
         verdict, reason = Verdict.WARN, band_reason
     else:
         verdict, reason = Verdict.ERROR, "MISMATCH"
-    return Check(rule=rule, subject=subject, verdict=verdict, kernel=str(k), venue=str(e),
-                 reason=reason)
+    return Check(rule=rule, subject=subject, verdict=verdict, kernel=k, venue=e,
+                 reason=reason, expires_at=expires_at)
 
 
-def r1_capital(s: AccountState, cfg: ReconcileConfig, p: _Pending) -> list[Check]:
+def r1_capital(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
     """K capital vs the venue's wallet balance, per asset."""
     balances = s.e.balances
     assets = sorted(s.k.wallets.keys() | (balances or {}).keys())
     if balances is None:
-        return [_unknown("R1", a, s.k.wallets.get(a)) for a in assets]
-    out = []
+        return tuple(_unknown("R1", a, s.k.wallets.get(a)) for a in assets)
+    out: list[Check] = []
     for a in assets:
         k = s.k.wallets.get(a, ZERO)
         b = balances.get(a)
         e = b.wallet if b is not None else ZERO
-        pending = p.classify(s.wallet_moved.get(a), s.e.balances_ts)
-        out.append(_banded("R1", a, k, e, cfg.capital_epsilon, pending,
+        late = pending(s.wallet_moved.get(a), s.e.balances_ts, s.now, cfg.settle_window_ns)
+        out.append(_banded("R1", a, k, e, cfg.capital_epsilon, late,
                            cfg.pending_fee_bound, "UNSETTLED_FEE"))
-    return out
+    return tuple(out)
 
 
-def r2_fill_pnl(s: AccountState, cfg: ReconcileConfig) -> list[Check]:
+def r2_fill_pnl(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
     """K's realized PnL of the last fill vs the venue's figure for that same fill."""
     f = s.last_fill
     if f is None:
-        return []
+        return ()
     if f.venue is None:
-        return [_unknown("R2", f.dedup_key, f.kernel)]
-    return [_banded("R2", f.dedup_key, f.kernel, f.venue, cfg.capital_epsilon, None,
-                    cfg.realized_rounding, "LOT_STEP_ROUNDING")]
+        return (_unknown("R2", f.dedup_key, f.kernel),)
+    return (_banded("R2", f.dedup_key, f.kernel, f.venue, cfg.capital_epsilon, None,
+                    cfg.realized_rounding, "LOT_STEP_ROUNDING"),)
 
 
-def r3_quantity(s: AccountState, cfg: ReconcileConfig, p: _Pending) -> list[Check]:
+def r3_quantity(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
     """K position quantity vs the venue's, per position key, within one lot step."""
     reported = s.e.positions
     keys = sorted(s.k.positions.keys() | (reported or {}).keys())
     if reported is None:
-        return [_unknown("R3", key, s.k.positions[key].qty) for key in keys]
-    out = []
+        return tuple(_unknown("R3", key, s.k.positions[key].qty) for key in keys)
+    out: list[Check] = []
     for key in keys:
         kp = s.k.positions.get(key)
         ep = reported.get(key)
         k = kp.qty if kp is not None else ZERO
         e = ep.qty if ep is not None else ZERO
         symbol = (kp or ep).symbol  # type: ignore[union-attr]
-        pending = p.classify(s.position_moved.get(key), s.e.positions_ts)
+        late = pending(s.position_moved.get(key), s.e.positions_ts, s.now, cfg.settle_window_ns)
         lot = s.instruments[symbol].lot_size
-        out.append(_banded("R3", key, k, e, ZERO, pending, lot, "LOT_STEP_ROUNDING"))
-    return out
+        out.append(_banded("R3", key, k, e, ZERO, late, lot, "LOT_STEP_ROUNDING"))
+    return tuple(out)
 
 
-def _venue_notional(s: AccountState) -> tuple[dict[str, Decimal], set[str]]:
-    """The venue's open notional per settlement asset, and the assets where a mark is missing."""
-    out: dict[str, Decimal] = {}
-    missing: set[str] = set()
-    for ep in (s.e.positions or {}).values():
-        inst = s.instruments[ep.symbol]
-        a = inst.settle
-        if ep.mark_price is None:
-            missing.add(a)
-            continue
-        if inst.instrument_kind == "inverse":
-            n = abs(ep.qty) * inst.contract_size / ep.mark_price
-        else:
-            n = abs(ep.qty) * inst.contract_size * ep.mark_price
-        out[a] = out.get(a, ZERO) + n
-    return out, missing
-
-
-def _asset_moved(s: AccountState, asset: str) -> Moment | None:
-    return _latest([
-        m for key, m in s.position_moved.items()
-        if s.instruments[key_symbol(key)].settle == asset
-    ])
-
-
-def r4_notional(s: AccountState, cfg: ReconcileConfig, p: _Pending) -> list[Check]:
+def r4_notional(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
     """K open notional (Σ|qty|·mark at K's marks) vs the venue's, per settlement asset."""
-    if s.e.positions is None:
-        return [_unknown("R4", a, n) for a, n in sorted(s.k.open_notional.items())]
-    venue, missing = _venue_notional(s)
-    out = []
-    for a in sorted(s.k.open_notional.keys() | venue.keys() | missing):
+    venue, missing = s.e.notional, s.e.unmarked
+    if venue is None:
+        return tuple(_unknown("R4", a, n) for a, n in sorted(s.k.open_notional.items()))
+    out: list[Check] = []
+    for a in sorted(s.k.open_notional.keys() | venue.keys() | set(missing)):
         k = s.k.open_notional.get(a, ZERO)
         if a in missing:
-            out.append(Check(rule="R4", subject=a, verdict=Verdict.UNKNOWN, kernel=str(k),
+            out.append(Check(rule="R4", subject=a, verdict=Verdict.UNKNOWN, kernel=k,
                              venue=None, reason="NO_VENUE_MARK"))
             continue
         e = venue.get(a, ZERO)
-        pending = p.classify(_asset_moved(s, a), s.e.positions_ts)
+        late = pending(s.asset_moved.get(a), s.e.positions_ts, s.now, cfg.settle_window_ns)
         band = max(k, e) * cfg.mark_staleness_factor
-        out.append(_banded("R4", a, k, e, cfg.capital_epsilon, pending, band,
+        out.append(_banded("R4", a, k, e, cfg.capital_epsilon, late, band,
                            "MARK_STALENESS"))
-    return out
+    return tuple(out)
 
 
-def r5_margin(s: AccountState, cfg: ReconcileConfig, p: _Pending) -> list[Check]:
+def r5_margin(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
     """K used margin (Σ notional/leverage) vs the venue's, in the venue's margin asset."""
     m = s.e.margin
     if m is None or m.used is None:
-        return [_unknown("R5", a, v) for a, v in sorted(s.k.used_margin.items())]
+        return tuple(_unknown("R5", a, v) for a, v in sorted(s.k.used_margin.items()))
     k = s.k.used_margin.get(m.asset, ZERO)
-    pending = p.classify(_asset_moved(s, m.asset), s.e.balances_ts)
-    return [_banded("R5", m.asset, k, m.used, cfg.capital_epsilon, pending,
-                    cfg.leverage_rounding_band, "LEVERAGE_ROUNDING")]
+    late = pending(s.asset_moved.get(m.asset), s.e.balances_ts, s.now, cfg.settle_window_ns)
+    return (_banded("R5", m.asset, k, m.used, cfg.capital_epsilon, late,
+                    cfg.leverage_rounding_band, "LEVERAGE_ROUNDING"),)
 
 
-def r6_open_keys(s: AccountState, cfg: ReconcileConfig, p: _Pending) -> list[Check]:
+def r6_open_keys(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
     """The set of open position keys in K vs in E."""
     k_keys = sorted(s.k.positions)
     if s.e.positions is None:
-        return [_unknown("R6", "open_keys", ",".join(k_keys))] if k_keys else []
+        return (_unknown("R6", "open_keys", ",".join(k_keys)),) if k_keys else ()
     e_keys = sorted(s.e.positions)
     kernel, venue = ",".join(k_keys), ",".join(e_keys)
     differ = set(k_keys) ^ set(e_keys)
+    expires_at = None
     if not differ:
         verdict, reason = Verdict.OK, "MATCH"
     else:
-        verdicts = [p.classify(s.position_moved.get(key), s.e.positions_ts) for key in sorted(differ)]
-        if any(v is None for v in verdicts):
+        lates = [pending(s.position_moved.get(key), s.e.positions_ts, s.now, cfg.settle_window_ns)
+                 for key in sorted(differ)]
+        if any(late is None for late in lates):
             verdict, reason = Verdict.ERROR, "MISMATCH"
         else:
-            verdict, reason = max(verdicts, key=lambda v: v[0].rank)  # type: ignore[index,union-attr]
-    return [Check(rule="R6", subject="open_keys", verdict=verdict, kernel=kernel, venue=venue,
-                  reason=reason)]
+            worst = max((late for late in lates if late is not None), key=_severity)
+            verdict, reason, expires_at = worst
+    return (Check(rule="R6", subject="open_keys", verdict=verdict, kernel=kernel, venue=venue,
+                  reason=reason, expires_at=expires_at),)
 
 
-def reconcile(s: AccountState, cfg: ReconcileConfig) -> ReconcileResult:
-    p = _Pending(now=s.now, window=cfg.settle_window_ns)
-    checks = (
-        r1_capital(s, cfg, p)
-        + r2_fill_pnl(s, cfg)
-        + r3_quantity(s, cfg, p)
-        + r4_notional(s, cfg, p)
-        + r5_margin(s, cfg, p)
-        + r6_open_keys(s, cfg, p)
-    )
-    worst = max((c.verdict for c in checks), default=Verdict.OK, key=lambda v: v.rank)
-    return ReconcileResult(verdict=worst, checks=tuple(checks), expires_at=p.expires_at)
+def _severity(late: Pending) -> tuple[int, int]:
+    # The worst verdict; among pending WARNs, the earliest deadline.
+    return late[0].rank, -(late[2] or 0)
+
+
+def _live(checks: tuple[Check, ...], now: int) -> bool:
+    return all(c.expires_at is None or now <= c.expires_at for c in checks)
+
+
+def reconcile(
+    s: AccountState,
+    cfg: ReconcileConfig,
+    prev: tuple[KLedger, VenueView, ReconcileResult] | None = None,
+) -> ReconcileResult:
+    """Every rule's checks for `s`. With `prev` (the K, E and result of an earlier state
+    under the same `cfg`), a rule whose inputs are the very same objects, and none of
+    whose pending windows expired, keeps its earlier checks: they are what it would
+    compute again. (Every fact that moves the last fill or a pending-report clock also
+    replaces the K wallets or positions mapping named below.)"""
+    k, e, now = s.k, s.e, s.now
+    if prev is None:
+        r1, r2, r3 = r1_capital(s, cfg), r2_fill_pnl(s, cfg), r3_quantity(s, cfg)
+        r4, r5, r6 = r4_notional(s, cfg), r5_margin(s, cfg), r6_open_keys(s, cfg)
+    else:
+        pk, pe, p = prev
+        same_wallets = k.wallets is pk.wallets
+        same_positions = k.positions is pk.positions and e.positions is pe.positions
+        r1 = (p.r1 if same_wallets and e.balances is pe.balances and _live(p.r1, now)
+              else r1_capital(s, cfg))
+        r2 = p.r2 if same_wallets else r2_fill_pnl(s, cfg)
+        r3 = p.r3 if same_positions and _live(p.r3, now) else r3_quantity(s, cfg)
+        r4 = (p.r4 if same_positions and k.open_notional is pk.open_notional and _live(p.r4, now)
+              else r4_notional(s, cfg))
+        r5 = (p.r5 if k.positions is pk.positions and k.used_margin is pk.used_margin
+              and e.balances is pe.balances and _live(p.r5, now) else r5_margin(s, cfg))
+        r6 = p.r6 if same_positions and _live(p.r6, now) else r6_open_keys(s, cfg)
+    worst = 0
+    deadline = None
+    for group in (r1, r2, r3, r4, r5, r6):
+        for c in group:
+            rank = _RANK[c.verdict]
+            if rank > worst:
+                worst = rank
+            if c.expires_at is not None and (deadline is None or c.expires_at < deadline):
+                deadline = c.expires_at
+    return ReconcileResult(verdict=_BY_RANK[worst], expires_at=deadline,
+                           r1=r1, r2=r2, r3=r3, r4=r4, r5=r5, r6=r6)
 
 
 __all__ = ["Check", "ReconcileConfig", "ReconcileResult", "Verdict", "reconcile"]

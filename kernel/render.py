@@ -60,8 +60,9 @@ def snapshot_summary(snap: AccountSnapshotV2) -> str:
             f"  drawdown {_k(k.drawdown, a)}"
         )
     for key, p in k.positions.items():
+        lev = k.leverage.get(p.symbol, Decimal(1))
         out.append(f"  position {key}  qty {_d(p.qty)}  avg {_d(p.avg_open)}"
-                   f"  mark {_d(k.marks.get(p.symbol))}  leverage {_d(k.leverage.get(p.symbol, Decimal(1)))}")
+                   f"  mark {_d(k.marks.get(p.symbol))}  leverage {_d(lev)}")
     for sym, h in k.holdings.items():
         out.append(f"  holding {sym}  qty {_d(h.qty)}  avg cost {_d(h.avg_open)}")
     out.append("")
@@ -78,9 +79,9 @@ def snapshot_summary(snap: AccountSnapshotV2) -> str:
     if e.positions is None:
         out.append("  positions: not reported yet")
     else:
-        for key, p in e.positions.items():
-            out.append(f"  position {key}  qty {_d(p.qty)}  entry {_d(p.entry_price)}"
-                       f"  mark {_d(p.mark_price)}  unrealized {_d(p.unrealized_pnl)}")
+        for key, rp in e.positions.items():
+            out.append(f"  position {key}  qty {_d(rp.qty)}  entry {_d(rp.entry_price)}"
+                       f"  mark {_d(rp.mark_price)}  unrealized {_d(rp.unrealized_pnl)}")
     out.append("")
     out.append("Reconcile")
     for c in r.checks:

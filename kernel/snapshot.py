@@ -29,19 +29,14 @@ class AccountSnapshotV2(msgspec.Struct, frozen=True, kw_only=True):
 def project(
     state: AccountState, cfg: ReconcileConfig, prev: AccountSnapshotV2 | None = None
 ) -> AccountSnapshotV2:
-    """The snapshot of `state`. Passing the previous snapshot lets the reconcile result be
-    reused when neither ledger nor the last fill changed and no pending window expired:
-    the result is then exactly what `reconcile` would compute again. (Every fact that
-    moves the last fill or the pending-report clocks also replaces K.)"""
-    if (
-        prev is not None
-        and prev.k is state.k
-        and prev.e is state.e
-        and (prev.reconcile.expires_at is None or state.now <= prev.reconcile.expires_at)
+    """The snapshot of `state`. Passing the previous snapshot lets unchanged rules keep
+    their checks (see `reconcile`)."""
+    if prev is not None and prev.k is state.k and prev.e is state.e and (
+        prev.reconcile.expires_at is None or state.now <= prev.reconcile.expires_at
     ):
         result = prev.reconcile
     else:
-        result = reconcile(state, cfg)
+        result = reconcile(state, cfg, None if prev is None else (prev.k, prev.e, prev.reconcile))
     return AccountSnapshotV2(
         seq=state.seq,
         source_event_id=state.event_id,

@@ -83,6 +83,8 @@ class AccountState(msgspec.Struct, frozen=True, kw_only=True):
     e: VenueView = VenueView()
     wallet_moved: dict[str, Moment] = {}
     position_moved: dict[str, Moment] = {}
+    #: The latest `position_moved` among the positions settled in each asset.
+    asset_moved: dict[str, Moment] = {}
     last_fill: FillCheck | None = None
     connected: bool | None = None
     halted: bool = False
@@ -103,7 +105,7 @@ def fold(state: AccountState, event: Event, seq: int) -> AccountState:
         state,
         seq=seq,
         event_id=event.dedup_key,
-        event_kind=type(event).__struct_config__.tag,  # type: ignore[assignment]
+        event_kind=type(event).__struct_config__.tag,
         event_ts=event.venue_ts,
         now=max(state.now, event.recv_ts),
     )
@@ -126,11 +128,13 @@ def fold(state: AccountState, event: Event, seq: int) -> AccountState:
         case BalanceReported():
             return msgspec.structs.replace(s, e=venue.apply_balances(s.e, event))
         case PositionsReported():
-            return msgspec.structs.replace(s, e=venue.apply_positions(s.e, event))
+            return msgspec.structs.replace(s, e=venue.apply_positions(s.e, event, s.instruments))
         case InstrumentDefined():
             instruments = dict(s.instruments)
             instruments[event.symbol] = event
-            k = ledger.refresh(s.k, instruments, touched=())
+            # New positions mapping too: rules that read instrument rules must re-run.
+            k = msgspec.structs.replace(s.k, positions=dict(s.k.positions))
+            k = ledger.refresh(k, instruments, touched=(), symbols=None)
             return msgspec.structs.replace(s, instruments=instruments, k=k)
         case LeverageSet():
             return msgspec.structs.replace(
@@ -170,13 +174,16 @@ def _fill(s: AccountState, fill: OrderFilled) -> AccountState:
         raise InvariantViolation(f"fill {fill.dedup_key} for undefined instrument {fill.symbol}")
     k, realized = ledger.apply_fill(s.k, fill, inst, s.instruments)
     moment = Moment(fill.venue_ts, fill.recv_ts)
+    moved: tuple[str, ...]
     if inst.instrument_kind == "spot":
         moved = (inst.base, inst.quote, fill.fee_currency)
     else:
         moved = (inst.settle, fill.fee_currency)
         position_moved = dict(s.position_moved)
         position_moved[position_key(fill.symbol, fill.position_side)] = moment
-        s = msgspec.structs.replace(s, position_moved=position_moved)
+        asset_moved = dict(s.asset_moved)
+        asset_moved[inst.settle] = moment
+        s = msgspec.structs.replace(s, position_moved=position_moved, asset_moved=asset_moved)
     check = FillCheck(
         dedup_key=fill.dedup_key,
         symbol=fill.symbol,

@@ -6,9 +6,19 @@ absent from a positions report (or reported with qty 0) is flat.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import msgspec
 
-from events.facts import AssetBalance, BalanceReported, MarginReport, PositionsReported, ReportedPosition
+from events.facts import (
+    AssetBalance,
+    BalanceReported,
+    InstrumentDefined,
+    MarginReport,
+    PositionsReported,
+    ReportedPosition,
+)
+from kernel.money import ZERO, q18
 
 
 class VenueView(msgspec.Struct, frozen=True, kw_only=True):
@@ -17,6 +27,10 @@ class VenueView(msgspec.Struct, frozen=True, kw_only=True):
     balances_ts: int | None = None
     positions: dict[str, ReportedPosition] | None = None
     positions_ts: int | None = None
+    #: Σ|qty|·cs·mark of the reported positions at the venue's marks, per settlement
+    #: asset; assets with a position reported without a mark are in `unmarked`.
+    notional: dict[str, Decimal] | None = None
+    unmarked: tuple[str, ...] = ()
 
 
 def apply_balances(e: VenueView, report: BalanceReported) -> VenueView:
@@ -28,9 +42,27 @@ def apply_balances(e: VenueView, report: BalanceReported) -> VenueView:
     )
 
 
-def apply_positions(e: VenueView, report: PositionsReported) -> VenueView:
+def apply_positions(
+    e: VenueView, report: PositionsReported, instruments: dict[str, InstrumentDefined]
+) -> VenueView:
+    positions = {p.key: p for p in report.positions if p.qty != 0}
+    notional: dict[str, Decimal] = {}
+    unmarked: set[str] = set()
+    for p in positions.values():
+        inst = instruments[p.symbol]
+        a = inst.settle
+        if p.mark_price is None:
+            unmarked.add(a)
+            continue
+        if inst.instrument_kind == "inverse":
+            n = q18(abs(p.qty) * inst.contract_size / p.mark_price)
+        else:
+            n = abs(p.qty) * inst.contract_size * p.mark_price
+        notional[a] = notional.get(a, ZERO) + n
     return msgspec.structs.replace(
         e,
-        positions={p.key: p for p in report.positions if p.qty != 0},
+        positions=positions,
         positions_ts=report.venue_ts,
+        notional=notional,
+        unmarked=tuple(sorted(unmarked)),
     )

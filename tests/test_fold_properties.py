@@ -1,0 +1,356 @@
+"""Properties of the fold over random event sequences (hypothesis).
+
+(a) replay determinism, (b) checkpoint + tail equals full replay, (c) the cash and PnL
+identities of linear perps, (d) the fold is a function of the de-duplicated sequence.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Callable
+from decimal import Decimal as D
+from typing import Any
+
+import msgspec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from events.codec import Event
+from events.control import ManualAdjustment, VenueConnected
+from events.facts import (
+    AssetBalance,
+    BalanceReported,
+    FundingSettled,
+    InstrumentDefined,
+    LeverageSet,
+    MarginReport,
+    MarkPriceObserved,
+    OrderFilled,
+    PositionsReported,
+    ReportedPosition,
+    TransferCompleted,
+    position_key,
+)
+from kernel.reconcile import ReconcileConfig
+from kernel.snapshot import project
+from kernel.state import GENESIS, AccountState, fold
+
+S = 1_000_000_000
+CFG = ReconcileConfig()
+ENCODE = msgspec.json.Encoder(decimal_format="string").encode
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def _inst(symbol: str, kind: str, base: str, quote: str, settle: str, cs: str
+          ) -> InstrumentDefined:
+    return InstrumentDefined(
+        venue_ts=0, symbol=symbol, instrument_kind=kind, base=base, quote=quote,  # type: ignore[arg-type]
+        settle=settle, tick_size=D("0.1"), lot_size=D("0.001"), min_notional=D("0"),
+        contract_size=D(cs),
+    )
+
+
+LINEAR = {
+    "BTCUSDT": _inst("BTCUSDT", "linear", "BTC", "USDT", "USDT", "1"),
+    "ETHUSDT": _inst("ETHUSDT", "linear", "ETH", "USDT", "USDT", "0.1"),
+}
+ALL = {
+    **LINEAR,
+    "BTCUSD": _inst("BTCUSD", "inverse", "BTC", "USD", "BTC", "100"),
+    "SOLUSDT": _inst("SOLUSDT", "spot", "SOL", "USDT", "USDT", "1"),
+}
+
+qtys = st.integers(1, 5000).map(lambda n: D(n).scaleb(-3))  # 0.001 … 5
+prices = st.integers(1000, 100000).map(lambda n: D(n).scaleb(-1))  # 100.0 … 10000.0
+fees = st.integers(-100, 1000).map(lambda n: D(n).scaleb(-4))  # −0.01 … 0.1 (rebates too)
+cash = st.integers(1, 10**7).map(lambda n: D(n).scaleb(-2))  # 0.01 … 100000
+
+
+# --- a general random sequence (every kind of fact the ledger or E reads) ---------------
+
+
+@st.composite
+def event_specs(draw: st.DrawFn, n_max: int = 30) -> list[Callable[[int, int], Event]]:
+    """Builders `make(i, venue_ts) -> Event`; ids come from `i`, so keys are unique."""
+    specs: list[Callable[[int, int], Event]] = []
+    for _ in range(draw(st.integers(0, n_max))):
+        kind = draw(st.sampled_from(
+            ["fill", "fill", "fill", "mark", "funding", "transfer", "adjust", "leverage",
+             "balances", "positions", "tick"]))
+        specs.append(draw(_SPEC[kind]))
+    return specs
+
+
+@st.composite
+def _fill_spec(draw: st.DrawFn) -> Callable[[int, int], Event]:
+    symbol = draw(st.sampled_from(sorted(ALL)))
+    inst = ALL[symbol]
+    side, qty, px, fee = draw(st.sampled_from(["buy", "sell"])), draw(qtys), draw(prices), \
+        draw(fees)
+    fee_ccy = draw(st.sampled_from(sorted({inst.settle, inst.base, "BNB"})))
+    ps = draw(st.sampled_from(["both", "long", "short"])) if symbol == "ETHUSDT" else "both"
+    return lambda i, ts: OrderFilled(
+        venue_ts=ts, symbol=symbol, trade_id=f"t{i}", order_id=f"o{i}", side=side,
+        qty=qty, price=px, fee=fee, fee_currency=fee_ccy, position_side=ps,
+        venue_realized_pnl=D(0) if i % 3 else None,
+    )
+
+
+def _const(f: Callable[..., Event], **kw: Any) -> Callable[[int, int], Event]:
+    return lambda i, ts: f(i, ts, **kw)
+
+
+_SPEC: dict[str, st.SearchStrategy[Callable[[int, int], Event]]] = {
+    "fill": _fill_spec(),
+    "mark": st.builds(
+        lambda sym, px: lambda i, ts: MarkPriceObserved(venue_ts=ts, symbol=sym, price=px),
+        st.sampled_from(sorted(ALL)), prices),
+    "funding": st.builds(
+        lambda sym, amt, neg: lambda i, ts: FundingSettled(
+            venue_ts=ts, symbol=sym, asset=ALL[sym].settle, amount=-amt if neg else amt),
+        st.sampled_from(sorted(LINEAR) + ["BTCUSD"]), cash, st.booleans()),
+    "transfer": st.builds(
+        lambda asset, amt, d: lambda i, ts: TransferCompleted(
+            venue_ts=ts, transfer_id=f"x{i}", asset=asset, direction=d, amount=amt),
+        st.sampled_from(["USDT", "BTC", "BNB"]), cash, st.sampled_from(["deposit", "withdrawal"])),
+    "adjust": st.builds(
+        lambda asset, amt: lambda i, ts: ManualAdjustment(
+            venue_ts=ts, adjustment_id=f"a{i}", asset=asset, amount=amt, reason="test"),
+        st.sampled_from(["USDT", "BNB"]), cash),
+    "leverage": st.builds(
+        lambda sym, lev: lambda i, ts: LeverageSet(venue_ts=ts, symbol=sym, leverage=D(lev)),
+        st.sampled_from(["BTCUSDT", "ETHUSDT", "BTCUSD"]), st.integers(1, 125)),
+    "balances": st.builds(
+        lambda w, used: lambda i, ts: BalanceReported(
+            venue_ts=ts, balances=(AssetBalance(asset="USDT", wallet=w),),
+            margin=MarginReport(asset="USDT", used=used)),
+        cash, st.none() | cash),
+    "positions": st.builds(
+        lambda q, mark: lambda i, ts: PositionsReported(
+            venue_ts=ts, positions=(ReportedPosition(symbol="BTCUSDT", qty=q, mark_price=mark),)),
+        qtys, st.none() | prices),
+    "tick": st.just(lambda i, ts: VenueConnected(venue_ts=ts, venue="sim", session=f"s{i}")),
+}
+
+
+def materialize(specs: list[Callable[[int, int], Event]], jitters: list[int]) -> list[Event]:
+    """Instruments first, then the specs. Receive times rise by 10 s per event; a venue
+    time may lag its receive time by up to 9 s (a late report), keeping every key unique."""
+    events: list[Event] = list(ALL.values())
+    for i, make in enumerate(specs):
+        recv = (i + 1) * 10 * S
+        venue_ts = recv - jitters[i % len(jitters)] * S
+        events.append(msgspec.structs.replace(make(i, venue_ts), recv_ts=recv))
+    return events
+
+
+sequences = st.builds(materialize, event_specs(), st.lists(st.integers(0, 9), min_size=1))
+
+
+def replay(events: list[Event], start: AccountState = GENESIS) -> list[AccountState]:
+    out, s = [], start
+    for e in events:
+        s = fold(s, e, s.seq + 1)
+        out.append(s)
+    return out
+
+
+# --- (a) replay determinism -------------------------------------------------------------
+
+
+@SETTINGS
+@given(sequences)
+def test_replaying_the_same_events_gives_identical_snapshots(events: list[Event]) -> None:
+    first, second = replay(events), replay(events)
+    assert first == second
+    prev = None
+    for a, b in zip(first, second, strict=True):
+        snap = project(a, CFG, prev)
+        assert ENCODE(snap) == ENCODE(project(b, CFG))
+        prev = snap
+
+
+# --- (b) checkpoint + tail equals full replay --------------------------------------------
+
+
+@SETTINGS
+@given(sequences, st.data())
+def test_checkpoint_then_tail_equals_full_replay(events: list[Event], data: st.DataObject) -> None:
+    full = replay(events)
+    cut = data.draw(st.integers(0, len(events)), label="cut")
+    at_cut = full[cut - 1] if cut else GENESIS
+    checkpoint = msgspec.json.decode(ENCODE(at_cut), type=AccountState)
+    assert checkpoint == at_cut
+    tail = replay(events[cut:], start=checkpoint)
+    assert len(tail) == len(events) - cut
+    for resumed, original in zip(tail, full[cut:], strict=True):
+        assert ENCODE(resumed) == ENCODE(original)
+        assert ENCODE(project(resumed, CFG)) == ENCODE(project(original, CFG))
+
+
+# --- (c) cash and PnL identities of linear perps ------------------------------------------
+
+
+@st.composite
+def linear_sequences(
+    draw: st.DrawFn, *, scale_in: bool, with_cash: bool
+) -> tuple[list[Event], dict[str, D], D]:
+    """Linear fills (fees in USDT) and, if `with_cash`, marks, funding, transfers and
+    adjustments; then a final mark for every symbol. Without `scale_in`, a fill that
+    would add to an open position is turned around, so every average is a fill price.
+
+    Returns the events, the final position per key (the test's own running sum) and the
+    fills' signed cash flow Σ −q·px·cs."""
+    events: list[Event] = list(LINEAR.values())
+    held: dict[str, D] = {}
+    flow = D(0)
+    for i in range(draw(st.integers(1, 25))):
+        ts = (i + 1) * S
+        kind = draw(st.sampled_from(
+            ["fill", "fill", "fill", "mark", "funding", "transfer", "adjust"]
+            if with_cash else ["fill"]))
+        symbol = draw(st.sampled_from(sorted(LINEAR)))
+        if kind == "fill":
+            ps = draw(st.sampled_from(["both", "long", "short"])) if symbol == "ETHUSDT" \
+                else "both"
+            key = position_key(symbol, ps)
+            qty, px = draw(qtys), draw(prices)
+            q = qty if draw(st.booleans()) else -qty
+            now = held.get(key, D(0))
+            if not scale_in and now and (now > 0) == (q > 0):
+                q = -q
+            held[key] = now + q
+            with decimal.localcontext(prec=200):
+                flow -= q * px * LINEAR[symbol].contract_size
+            events.append(OrderFilled(
+                venue_ts=ts, recv_ts=ts, symbol=symbol, trade_id=f"t{i}", order_id=f"o{i}",
+                side="buy" if q > 0 else "sell", qty=qty, price=px, fee=draw(fees),
+                fee_currency="USDT", position_side=ps))  # type: ignore[arg-type]
+        elif kind == "mark":
+            events.append(MarkPriceObserved(venue_ts=ts, recv_ts=ts, symbol=symbol,
+                                            price=draw(prices)))
+        elif kind == "funding":
+            amount = draw(cash) * draw(st.sampled_from([1, -1]))
+            events.append(FundingSettled(venue_ts=ts, recv_ts=ts, symbol=symbol, asset="USDT",
+                                         amount=amount))
+        elif kind == "transfer":
+            events.append(TransferCompleted(
+                venue_ts=ts, recv_ts=ts, transfer_id=f"x{i}", asset="USDT",
+                direction=draw(st.sampled_from(["deposit", "withdrawal"])), amount=draw(cash)))
+        else:
+            events.append(ManualAdjustment(venue_ts=ts, recv_ts=ts, adjustment_id=f"a{i}",
+                                           asset="USDT", amount=draw(cash), reason="test"))
+    marks = {sym: draw(prices) for sym in sorted(LINEAR)}
+    for j, (sym, px) in enumerate(marks.items()):
+        ts = (10**6 + j) * S
+        events.append(MarkPriceObserved(venue_ts=ts, recv_ts=ts, symbol=sym, price=px))
+    with decimal.localcontext(prec=200):
+        for key, q in held.items():
+            sym = key.split("|")[0]
+            flow += q * marks[sym] * LINEAR[sym].contract_size
+    return events, held, flow
+
+
+def _get(m: dict[str, D], a: str = "USDT") -> D:
+    return m.get(a, D(0))
+
+
+def _capital(s: AccountState) -> D:
+    k = s.k
+    with decimal.localcontext(prec=200):  # exact: this sum must not round
+        return (_get(k.transfers) + _get(k.adjustments) + _get(k.realized_pnl) - _get(k.fees)
+                + _get(k.funding))
+
+
+def _check_positions(s: AccountState, held: dict[str, D]) -> None:
+    assert {key: p.qty for key, p in s.k.positions.items()} == {
+        key: q for key, q in held.items() if q}
+
+
+@SETTINGS
+@given(linear_sequences(scale_in=False, with_cash=True))
+def test_cash_identity_is_exact_when_every_average_is_a_fill_price(
+    case: tuple[list[Event], dict[str, D], D],
+) -> None:
+    events, held, _ = case
+    for s in replay(events):
+        assert _get(s.k.wallets) == _capital(s)
+        with decimal.localcontext(prec=200):
+            assert _get(s.k.equity) == _get(s.k.wallets) + _get(s.k.unrealized_pnl)
+    _check_positions(s, held)
+
+
+@SETTINGS
+@given(linear_sequences(scale_in=True, with_cash=True))
+def test_cash_identity_with_scale_ins_holds_up_to_the_rounding_of_an_average(
+    case: tuple[list[Event], dict[str, D], D],
+) -> None:
+    # An average like 302/3 is rounded to 60 digits; K's sums of values derived from it
+    # then round separately (see the xfail in test_ledger.py). Bound: far below 1e-30.
+    events, held, _ = case
+    for s in replay(events):
+        assert abs(_get(s.k.wallets) - _capital(s)) < D("1e-30")
+        assert _get(s.k.equity) == _get(s.k.wallets) + _get(s.k.unrealized_pnl)
+    _check_positions(s, held)
+
+
+@SETTINGS
+@given(linear_sequences(scale_in=False, with_cash=False))
+def test_realized_plus_unrealized_equals_the_fills_cash_flows_exactly(
+    case: tuple[list[Event], dict[str, D], D],
+) -> None:
+    events, held, flow = case
+    s = replay(events)[-1]
+    _check_positions(s, held)
+    with decimal.localcontext(prec=200):
+        assert _get(s.k.realized_pnl) + _get(s.k.unrealized_pnl) == flow
+
+
+@SETTINGS
+@given(linear_sequences(scale_in=True, with_cash=False))
+def test_realized_plus_unrealized_equals_the_fills_cash_flows_with_scale_ins(
+    case: tuple[list[Event], dict[str, D], D],
+) -> None:
+    events, held, flow = case
+    s = replay(events)[-1]
+    _check_positions(s, held)
+    with decimal.localcontext(prec=200):
+        assert abs(_get(s.k.realized_pnl) + _get(s.k.unrealized_pnl) - flow) < D("1e-30")
+
+
+# --- (d) the fold is a function of the de-duplicated sequence ----------------------------
+
+
+def dedup(events: list[Event]) -> list[Event]:
+    seen: set[str] = set()
+    out = []
+    for e in events:
+        if e.dedup_key not in seen:
+            seen.add(e.dedup_key)
+            out.append(e)
+    return out
+
+
+@SETTINGS
+@given(sequences, st.data())
+def test_folding_the_deduplicated_redeliveries_equals_folding_each_fact_once(
+    events: list[Event], data: st.DataObject
+) -> None:
+    assert len({e.dedup_key for e in events}) == len(events)  # the generator's promise
+    noisy: list[Event] = []
+    duplicated_fill = False
+    for i, e in enumerate(events):
+        noisy.append(e)
+        # redeliver some earlier fact, as a reconnect or a REST backfill would
+        for j in data.draw(st.lists(st.integers(0, i), max_size=2), label=f"redeliver@{i}"):
+            again = msgspec.structs.replace(events[j], recv_ts=e.recv_ts)
+            noisy.append(again)
+            duplicated_fill = duplicated_fill or isinstance(again, OrderFilled)
+    assert dedup(noisy) == events
+    once = replay(events)[-1] if events else GENESIS
+    deduped = replay(dedup(noisy))[-1] if events else GENESIS
+    assert ENCODE(deduped) == ENCODE(once)
+    if duplicated_fill:
+        # without the dedup a redelivered fill would be counted twice
+        assert ENCODE(replay(noisy)[-1].k) != ENCODE(once.k)
