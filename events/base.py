@@ -74,9 +74,30 @@ class EventBase(
             self._decimal(field, v, positive=positive, nonneg=nonneg)
 
     def _ident(self, field: str, v: str) -> None:
-        if not v or len(v) > MAX_ID_LEN or v != v.strip():
-            self._fail(field, v, f"must be a non-empty identifier of at most {MAX_ID_LEN} chars")
+        if not v or len(v) > MAX_ID_LEN or v != v.strip() or not v.isprintable():
+            self._fail(field, v, f"must be a non-empty printable identifier of at most"
+                                 f" {MAX_ID_LEN} chars")
+
+    def _text(self, field: str, v: str) -> None:
+        if not v.strip():
+            self._fail(field, v, "must say why")
 
     def _opt_ident(self, field: str, v: str | None) -> None:
         if v is not None:
             self._ident(field, v)
+
+
+def key(kind: str, *parts: object) -> str:
+    """A dedup key: `kind:part:part...`. Parts are percent-escaped (`%` and `:`), so ids
+    that contain `:` (ccxt's `BTC/USDT:USDT`) cannot make two facts share a key, and
+    Decimals are written canonically (`0.010` and `0.01` are one value)."""
+    out = [kind]
+    for p in parts:
+        if isinstance(p, Decimal):
+            text = format(p.normalize(), "f")
+        else:
+            text = str(p)
+            if "%" in text or ":" in text:
+                text = text.replace("%", "%25").replace(":", "%3A")
+        out.append(text)
+    return ":".join(out)

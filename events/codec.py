@@ -83,7 +83,11 @@ def encode(event: Event) -> bytes:
 
 
 def decode(data: bytes | str) -> Event:
-    event: Event = _decoder.decode(data)
+    """The event in `data`; raises `msgspec.DecodeError` or `msgspec.ValidationError`."""
+    try:
+        event: Event = _decoder.decode(data)
+    except UnicodeDecodeError as e:  # msgspec lets a bad byte inside a string through
+        raise msgspec.DecodeError(f"JSON is not valid UTF-8: {e}") from e
     return event
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
-from events.base import EventBase
+from events.base import EventBase, key
 
 MAX_RAW_BYTES = 65536
+_HEX = frozenset("0123456789abcdef")
 
 
 class VenueConnected(EventBase, frozen=True, kw_only=True, tag="venue_connected"):
@@ -21,7 +22,7 @@ class VenueConnected(EventBase, frozen=True, kw_only=True, tag="venue_connected"
 
     @property
     def dedup_key(self) -> str:
-        return f"connected:{self.venue}:{self.venue_ts}"
+        return key("connected", self.venue, self.venue_ts)
 
 
 class VenueDisconnected(EventBase, frozen=True, kw_only=True, tag="venue_disconnected"):
@@ -34,7 +35,7 @@ class VenueDisconnected(EventBase, frozen=True, kw_only=True, tag="venue_disconn
 
     @property
     def dedup_key(self) -> str:
-        return f"disconnected:{self.venue}:{self.venue_ts}"
+        return key("disconnected", self.venue, self.venue_ts)
 
 
 class TradingHalted(EventBase, frozen=True, kw_only=True, tag="trading_halted"):
@@ -43,13 +44,12 @@ class TradingHalted(EventBase, frozen=True, kw_only=True, tag="trading_halted"):
 
     def __post_init__(self) -> None:
         self._check_times()
-        if not self.reason:
-            self._fail("reason", self.reason, "must say why")
+        self._text("reason", self.reason)
         self._ident("by", self.by)
 
     @property
     def dedup_key(self) -> str:
-        return f"halted:{self.venue_ts}"
+        return key("halted", self.venue_ts)
 
 
 class TradingResumed(EventBase, frozen=True, kw_only=True, tag="trading_resumed"):
@@ -58,13 +58,12 @@ class TradingResumed(EventBase, frozen=True, kw_only=True, tag="trading_resumed"
 
     def __post_init__(self) -> None:
         self._check_times()
-        if not self.reason:
-            self._fail("reason", self.reason, "must say why")
+        self._text("reason", self.reason)
         self._ident("by", self.by)
 
     @property
     def dedup_key(self) -> str:
-        return f"resumed:{self.venue_ts}"
+        return key("resumed", self.venue_ts)
 
 
 class ManualAdjustment(EventBase, frozen=True, kw_only=True, tag="manual_adjustment"):
@@ -83,12 +82,11 @@ class ManualAdjustment(EventBase, frozen=True, kw_only=True, tag="manual_adjustm
         self._decimal("amount", self.amount)
         if not self.amount:
             self._fail("amount", self.amount, "must not be zero")
-        if not self.reason:
-            self._fail("reason", self.reason, "must say why")
+        self._text("reason", self.reason)
 
     @property
     def dedup_key(self) -> str:
-        return f"adjustment:{self.adjustment_id}"
+        return key("adjustment", self.adjustment_id)
 
 
 class InputQuarantined(EventBase, frozen=True, kw_only=True, tag="input_quarantined"):
@@ -106,24 +104,25 @@ class InputQuarantined(EventBase, frozen=True, kw_only=True, tag="input_quaranti
 
     def __post_init__(self) -> None:
         self._check_times()
-        if not self.source:
+        if not self.source.strip():
             self._fail("source", self.source, "must name where the input came from")
-        if not self.reason:
-            self._fail("reason", self.reason, "must say why")
-        if len(self.raw_sha256) != 64:
-            self._fail("raw_sha256", self.raw_sha256, "must be a hex sha256")
+        self._text("reason", self.reason)
+        if len(self.raw_sha256) != 64 or not _HEX.issuperset(self.raw_sha256):
+            self._fail("raw_sha256", self.raw_sha256, "must be a lowercase hex sha256")
+        if self.raw_len < 0:
+            self._fail("raw_len", self.raw_len, "must be >= 0")
 
     @property
     def dedup_key(self) -> str:
-        return f"quarantine:{self.raw_sha256}"
+        return key("quarantine", self.raw_sha256)
 
 
 def quarantine(
     raw: str | bytes, *, source: str, reason: str, venue_ts: int, recv_ts: int = 0
 ) -> InputQuarantined:
     """Wrap an inadmissible payload, whatever its size or encoding, as an event."""
-    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
-    text = data[:MAX_RAW_BYTES].decode("utf-8", "replace")
+    data = raw if isinstance(raw, bytes) else _to_bytes(raw)
+    text = _prefix(data)
     return InputQuarantined(
         venue_ts=venue_ts,
         recv_ts=recv_ts,
@@ -133,3 +132,26 @@ def quarantine(
         raw_sha256=hashlib.sha256(data).hexdigest(),
         raw_len=len(data),
     )
+
+
+def _to_bytes(raw: str) -> bytes:
+    try:  # round-trips bytes that were decoded with surrogateescape
+        return raw.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate from elsewhere (json.loads('"\\ud800"'))
+        return raw.encode("utf-8", "surrogatepass")
+
+
+def _prefix(data: bytes) -> str:
+    """The longest prefix of `data` whose text fits in `MAX_RAW_BYTES` of UTF-8, cut on a
+    character boundary; bytes that are not UTF-8 appear as `\\xNN` escapes."""
+    cut = data[:MAX_RAW_BYTES]
+    if len(data) > MAX_RAW_BYTES:
+        end = len(cut)
+        while end > 0 and data[end] & 0xC0 == 0x80:  # inside a multi-byte sequence
+            end -= 1
+        cut = data[:end]
+    text = cut.decode("utf-8", "backslashreplace")
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) > MAX_RAW_BYTES:
+        text = encoded[:MAX_RAW_BYTES].decode("utf-8", "ignore")
+    return text

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 import msgspec
 
-from events.base import EventBase
+from events.base import EventBase, key
 
 Side = Literal["buy", "sell"]
 PositionSide = Literal["both", "long", "short"]
@@ -72,7 +72,7 @@ class InstrumentDefined(VenueFact, frozen=True, kw_only=True, tag="instrument_de
 
     @property
     def dedup_key(self) -> str:
-        return f"instrument:{self.symbol}:{self.venue_ts}"
+        return key("instrument", self.symbol, self.venue_ts)
 
 
 class LeverageSet(VenueFact, frozen=True, kw_only=True, tag="leverage_set"):
@@ -86,7 +86,7 @@ class LeverageSet(VenueFact, frozen=True, kw_only=True, tag="leverage_set"):
 
     @property
     def dedup_key(self) -> str:
-        return f"leverage:{self.symbol}:{self.venue_ts}"
+        return key("leverage", self.symbol, self.venue_ts)
 
 
 class MarkPriceObserved(VenueFact, frozen=True, kw_only=True, tag="mark_price_observed"):
@@ -100,7 +100,7 @@ class MarkPriceObserved(VenueFact, frozen=True, kw_only=True, tag="mark_price_ob
 
     @property
     def dedup_key(self) -> str:
-        return f"mark:{self.symbol}:{self.venue_ts}"
+        return key("mark", self.symbol, self.venue_ts)
 
 
 class OrderFilled(VenueFact, frozen=True, kw_only=True, tag="order_filled"):
@@ -135,7 +135,7 @@ class OrderFilled(VenueFact, frozen=True, kw_only=True, tag="order_filled"):
 
     @property
     def dedup_key(self) -> str:
-        return f"fill:{self.symbol}:{self.trade_id}"
+        return key("fill", self.symbol, self.trade_id)
 
 
 class OrderStatusReported(VenueFact, frozen=True, kw_only=True, tag="order_status_reported"):
@@ -171,9 +171,8 @@ class OrderStatusReported(VenueFact, frozen=True, kw_only=True, tag="order_statu
 
     @property
     def dedup_key(self) -> str:
-        return (
-            f"order:{self.symbol}:{self.order_id}:{self.venue_ts}:{self.status}:{self.filled_qty}"
-        )
+        return key("order", self.symbol, self.order_id, self.venue_ts, self.status,
+                   self.filled_qty)
 
 
 class AssetBalance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -215,7 +214,7 @@ class BalanceReported(VenueFact, frozen=True, kw_only=True, tag="balance_reporte
 
     @property
     def dedup_key(self) -> str:
-        return f"balance:{self.venue_ts}"
+        return key("balance", self.venue_ts)
 
 
 class ReportedPosition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -259,7 +258,7 @@ class PositionsReported(VenueFact, frozen=True, kw_only=True, tag="positions_rep
 
     @property
     def dedup_key(self) -> str:
-        return f"positions:{self.venue_ts}"
+        return key("positions", self.venue_ts)
 
 
 class FundingSettled(VenueFact, frozen=True, kw_only=True, tag="funding_settled"):
@@ -279,7 +278,7 @@ class FundingSettled(VenueFact, frozen=True, kw_only=True, tag="funding_settled"
 
     @property
     def dedup_key(self) -> str:
-        return f"funding:{self.symbol}:{self.venue_ts}"
+        return key("funding", self.symbol, self.venue_ts)
 
 
 class TransferCompleted(VenueFact, frozen=True, kw_only=True, tag="transfer_completed"):
@@ -302,4 +301,4 @@ class TransferCompleted(VenueFact, frozen=True, kw_only=True, tag="transfer_comp
 
     @property
     def dedup_key(self) -> str:
-        return f"transfer:{self.transfer_id}"
+        return key("transfer", self.transfer_id)

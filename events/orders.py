@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from events.base import EventBase
+from events.base import EventBase, key
 from events.facts import OrderType, Side, TimeInForce
 
 _NEEDS_PRICE = frozenset({"limit", "stop_limit", "take_profit_limit"})
@@ -59,7 +59,7 @@ class IntentPlaced(_OrderSpec, frozen=True, kw_only=True, tag="intent_placed"):
 
     @property
     def dedup_key(self) -> str:
-        return f"intent:{self.intent_id}:placed"
+        return key("intent", self.intent_id, "placed")
 
 
 class IntentAmended(EventBase, frozen=True, kw_only=True, tag="intent_amended"):
@@ -84,7 +84,7 @@ class IntentAmended(EventBase, frozen=True, kw_only=True, tag="intent_amended"):
 
     @property
     def dedup_key(self) -> str:
-        return f"intent:{self.intent_id}:amended:{self.revision}"
+        return key("intent", self.intent_id, "amended", self.revision)
 
 
 class IntentCanceled(EventBase, frozen=True, kw_only=True, tag="intent_canceled"):
@@ -96,7 +96,7 @@ class IntentCanceled(EventBase, frozen=True, kw_only=True, tag="intent_canceled"
 
     @property
     def dedup_key(self) -> str:
-        return f"intent:{self.intent_id}:canceled"
+        return key("intent", self.intent_id, "canceled")
 
 
 class PlaceOrder(_OrderSpec, frozen=True, kw_only=True, tag="place_order"):
@@ -112,7 +112,7 @@ class PlaceOrder(_OrderSpec, frozen=True, kw_only=True, tag="place_order"):
 
     @property
     def dedup_key(self) -> str:
-        return f"command:{self.command_id}"
+        return key("command", self.command_id)
 
 
 class AmendOrder(EventBase, frozen=True, kw_only=True, tag="amend_order"):
@@ -136,7 +136,7 @@ class AmendOrder(EventBase, frozen=True, kw_only=True, tag="amend_order"):
 
     @property
     def dedup_key(self) -> str:
-        return f"command:{self.command_id}"
+        return key("command", self.command_id)
 
 
 class CancelOrder(EventBase, frozen=True, kw_only=True, tag="cancel_order"):
@@ -152,7 +152,7 @@ class CancelOrder(EventBase, frozen=True, kw_only=True, tag="cancel_order"):
 
     @property
     def dedup_key(self) -> str:
-        return f"command:{self.command_id}"
+        return key("command", self.command_id)
 
 
 class CommandAcknowledged(EventBase, frozen=True, kw_only=True, tag="command_acknowledged"):
@@ -166,7 +166,7 @@ class CommandAcknowledged(EventBase, frozen=True, kw_only=True, tag="command_ack
 
     @property
     def dedup_key(self) -> str:
-        return f"outcome:{self.command_id}:acknowledged"
+        return key("outcome", self.command_id, "acknowledged")
 
 
 class CommandRejected(EventBase, frozen=True, kw_only=True, tag="command_rejected"):
@@ -177,12 +177,11 @@ class CommandRejected(EventBase, frozen=True, kw_only=True, tag="command_rejecte
     def __post_init__(self) -> None:
         self._check_times()
         self._ident("command_id", self.command_id)
-        if not self.reason:
-            self._fail("reason", self.reason, "must say why")
+        self._text("reason", self.reason)
 
     @property
     def dedup_key(self) -> str:
-        return f"outcome:{self.command_id}:rejected"
+        return key("outcome", self.command_id, "rejected")
 
 
 class CommandOutcomeUnknown(EventBase, frozen=True, kw_only=True, tag="command_outcome_unknown"):
@@ -194,9 +193,8 @@ class CommandOutcomeUnknown(EventBase, frozen=True, kw_only=True, tag="command_o
     def __post_init__(self) -> None:
         self._check_times()
         self._ident("command_id", self.command_id)
-        if not self.reason:
-            self._fail("reason", self.reason, "must say why")
+        self._text("reason", self.reason)
 
     @property
     def dedup_key(self) -> str:
-        return f"outcome:{self.command_id}:unknown"
+        return key("outcome", self.command_id, "unknown")

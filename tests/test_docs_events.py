@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -116,5 +117,12 @@ def test_every_documented_dedup_key_formula_matches_the_example() -> None:
         assert section is not None
         expected = formulas[section]
         for name in re.findall(r"\{(\w+)\}", expected):
-            expected = expected.replace(f"{{{name}}}", str(getattr(event, name)))
+            expected = expected.replace(f"{{{name}}}", _part(getattr(event, name)))
         assert event.dedup_key == expected, section
+
+
+def _part(value: object) -> str:
+    """A key part as docs/events.md describes it: canonical Decimals, `%` and `:` escaped."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value).replace("%", "%25").replace(":", "%3A")

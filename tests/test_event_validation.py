@@ -336,14 +336,8 @@ WRONG_TYPES: dict[str, dict[str, Any]] = {
     "obj": {"list": [], "string": "x", "int": 1, "true": True},
 }
 
-SCHEMA_BUG_RAW_LEN = pytest.mark.xfail(
-    strict=True,
-    reason="schema bug: InputQuarantined.raw_len accepts a negative length",
-)
-SCHEMA_BUG_SHA = pytest.mark.xfail(
-    strict=True,
-    reason="schema bug: InputQuarantined.raw_sha256 checks only len == 64, not hex digits",
-)
+SCHEMA_BUG_RAW_LEN: tuple[Any, ...] = ()
+SCHEMA_BUG_SHA: tuple[Any, ...] = ()
 
 
 def build_cases() -> list[Any]:
@@ -596,13 +590,6 @@ def test_json_numbers_decode_exactly_from_their_text() -> None:
 # --- schema bugs: the correct behaviour, marked xfail(strict) until fixed ----------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="schema bug: decode() raises UnicodeDecodeError (not a msgspec error) for a "
-    "non-UTF-8 byte inside a JSON string, so `exkernel ingest` (which catches only "
-    "msgspec errors) aborts instead of quarantining the line",
-)
 @pytest.mark.parametrize(
     "line",
     [
@@ -651,12 +638,6 @@ def test_repeated_key_is_refused() -> None:
         decode(line)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema bug: identifiers may contain ':', the dedup key separator, so two "
-    "different fills (ccxt symbol 'BTC/USDT:USDT' trade '1' vs symbol 'BTC/USDT' trade "
-    "'USDT:1') share the key 'fill:BTC/USDT:USDT:1' and the second becomes a conflict",
-)
 def test_distinct_fills_have_distinct_dedup_keys() -> None:
     base = {"kind": "order_filled", **VALID["order_filled"]}
     a = decode(dumps({**base, "symbol": "BTC/USDT:USDT", "trade_id": "1"}))
@@ -665,11 +646,6 @@ def test_distinct_fills_have_distinct_dedup_keys() -> None:
     assert a.dedup_key != b.dedup_key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema bug: order_status_reported's dedup key embeds filled_qty's text, so the "
-    "same report with '0.010' and '0.01' has two keys and is logged twice",
-)
 def test_same_order_status_has_one_dedup_key() -> None:
     base = {"kind": "order_status_reported", **VALID["order_status_reported"]}
     a = decode(dumps({**base, "filled_qty": "0.010"}))
@@ -691,11 +667,11 @@ def _round_trips(q: InputQuarantined) -> None:
     assert again == q
 
 
-def test_quarantine_keeps_non_utf8_bytes_as_replacement_text() -> None:
+def test_quarantine_keeps_non_utf8_bytes_as_escapes() -> None:
     data = b'{"kind":"\xff\xfe","venue_ts":1}'
     q = _q(data)
-    assert q.raw == data.decode("utf-8", "replace")
-    assert "\ufffd" in q.raw
+    assert q.raw == '{"kind":"\\xff\\xfe","venue_ts":1}'
+    assert "\ufffd" not in q.raw
     assert q.raw_len == len(data)
     assert q.raw_sha256 == hashlib.sha256(data).hexdigest()
     assert q.dedup_key == f"quarantine:{q.raw_sha256}"
@@ -716,7 +692,8 @@ def test_quarantine_of_a_1mb_payload_truncates_raw_and_describes_the_whole() -> 
 def test_quarantine_of_a_1mb_non_utf8_payload() -> None:
     data = b"\xff" * (1 << 20)
     q = _q(data)
-    assert q.raw == "\ufffd" * MAX_RAW_BYTES
+    assert q.raw == "\\xff" * (MAX_RAW_BYTES // 4)
+    assert len(q.raw.encode("utf-8")) <= MAX_RAW_BYTES
     assert q.raw_len == 1 << 20
     assert q.raw_sha256 == hashlib.sha256(data).hexdigest()
     _round_trips(q)
@@ -745,23 +722,11 @@ def test_payloads_differing_past_the_truncation_have_different_keys() -> None:
     assert a.dedup_key != b.dedup_key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="schema bug: quarantine() raises UnicodeEncodeError for a str holding a lone "
-    "surrogate (e.g. from json.loads of '\\ud800'), despite 'whatever its encoding'",
-)
 def test_quarantine_accepts_text_with_a_lone_surrogate() -> None:
     q = _q('{"venue":"\ud800"}')
     _round_trips(q)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema bug: quarantine() cuts raw at MAX_RAW_BYTES even inside a UTF-8 "
-    "sequence; the cut byte becomes U+FFFD, so raw invents a character and its UTF-8 "
-    "exceeds MAX_RAW_BYTES (65538 bytes)",
-)
 def test_quarantine_truncates_on_a_character_boundary() -> None:
     text = "a" * (MAX_RAW_BYTES - 1) + "é" * 10
     q = _q(text)
