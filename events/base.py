@@ -30,6 +30,7 @@ MAX_ID_LEN = 256
 class EventBase(
     msgspec.Struct,
     frozen=True,
+    gc=False,
     kw_only=True,
     tag_field="kind",
     forbid_unknown_fields=True,
@@ -91,13 +92,14 @@ def key(kind: str, *parts: object) -> str:
     """A dedup key: `kind:part:part...`. Parts are percent-escaped (`%` and `:`), so ids
     that contain `:` (ccxt's `BTC/USDT:USDT`) cannot make two facts share a key, and
     Decimals are written canonically (`0.010` and `0.01` are one value)."""
-    out = [kind]
+    out = kind
     for p in parts:
-        if isinstance(p, Decimal):
-            text = format(p.normalize(), "f")
+        if isinstance(p, str):
+            if ":" in p or "%" in p:
+                p = p.replace("%", "%25").replace(":", "%3A")
+            out = f"{out}:{p}"
+        elif isinstance(p, Decimal):
+            out = f"{out}:{p.normalize():f}"
         else:
-            text = str(p)
-            if "%" in text or ":" in text:
-                text = text.replace("%", "%25").replace(":", "%3A")
-        out.append(text)
-    return ":".join(out)
+            out = f"{out}:{p}"
+    return out

@@ -171,17 +171,16 @@ class OrderStatusReported(VenueFact, frozen=True, kw_only=True, tag="order_statu
 
     @property
     def dedup_key(self) -> str:
-        return key("order", self.symbol, self.order_id, self.venue_ts, self.status,
-                   self.filled_qty)
+        return key("order", self.symbol, self.order_id, self.venue_ts, self.status, self.filled_qty)
 
 
-class AssetBalance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class AssetBalance(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     asset: str
     wallet: Decimal
     available: Decimal | None = None
 
 
-class MarginReport(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class MarginReport(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """Account-level margin figures, all in `asset`. A figure not reported is None."""
 
     asset: str
@@ -217,7 +216,9 @@ class BalanceReported(VenueFact, frozen=True, kw_only=True, tag="balance_reporte
         return key("balance", self.venue_ts)
 
 
-class ReportedPosition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ReportedPosition(
+    msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True
+):
     """One position as the venue reports it. `qty` is signed (short < 0)."""
 
     symbol: str

@@ -109,14 +109,28 @@ class EventLog:
         cls, path: str | Path, *, synchronous: Synchronous = "NORMAL", readonly: bool = False
     ) -> EventLog:
         path = Path(path)
+        if readonly and not path.exists():
+            raise LogError(f"no event log at {path}")
         try:
             if readonly:
-                if not path.exists():
-                    raise LogError(f"no event log at {path}")
                 db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as e:
+            raise LogError(f"cannot open event log {path}: {e}") from e
+        try:
+            return await cls._prepare(db, path, readonly, synchronous)
+        except BaseException:
+            await db.close()
+            raise
+
+    @classmethod
+    async def _prepare(
+        cls, db: aiosqlite.Connection, path: Path, readonly: bool, synchronous: Synchronous
+    ) -> EventLog:
+        try:
+            if not readonly:
                 await db.execute("PRAGMA journal_mode=WAL")
                 await db.execute(f"PRAGMA synchronous={synchronous}")
                 await db.executescript(_SCHEMA)
@@ -167,20 +181,26 @@ class EventLog:
         return found
 
     async def append(
-        self, events: Sequence[Event], checkpoint: tuple[int, bytes] | None = None
+        self,
+        events: Sequence[Event],
+        checkpoint: tuple[int, bytes] | None = None,
+        keys: Sequence[str] | None = None,
     ) -> int:
         """Append `events` (already deduplicated and admitted) in one transaction, with an
         optional checkpoint `(seq, state)` of the fold after one of them. All or nothing.
+        `keys` are the events' dedup keys, when the caller has them at hand already.
         Returns the last seq. Raises `LogError`; the log is then as before the call."""
         seq, prev = self.last_seq, self.last_hash
         rows = []
         cp_hash = None
-        for ev in events:
+        if keys is None:
+            keys = [ev.dedup_key for ev in events]
+        for ev, key in zip(events, keys, strict=True):
             seq += 1
             payload = encode(ev)
             prev = chain(prev, seq, payload)
-            rows.append((seq, type(ev).__struct_config__.tag, ev.dedup_key, ev.venue_ts,
-                         ev.recv_ts, payload, prev))
+            rows.append((seq, ev.__struct_config__.tag, key, ev.venue_ts, ev.recv_ts, payload,
+                         prev))
             if checkpoint is not None and checkpoint[0] == seq:
                 cp_hash = prev
         if checkpoint is not None and cp_hash is None:
@@ -196,7 +216,9 @@ class EventLog:
                     )
                 await self._db.execute("COMMIT")
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk does); keep its error.
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as e:
             raise LogError(f"append of {len(rows)} events failed: {e}") from e

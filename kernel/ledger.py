@@ -32,7 +32,7 @@ from kernel.money import ONE, ZERO, q18
 PositionSide = Literal["both", "long", "short"]
 
 
-class Position(msgspec.Struct, frozen=True, kw_only=True):
+class Position(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     symbol: str
     position_side: PositionSide = "both"
     qty: Decimal = ZERO
@@ -40,7 +40,7 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
     realized_pnl: Decimal = ZERO
 
 
-class Valuation(msgspec.Struct, frozen=True, kw_only=True):
+class Valuation(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """One position at K's mark and leverage, in its settlement asset."""
 
     asset: str
@@ -49,7 +49,7 @@ class Valuation(msgspec.Struct, frozen=True, kw_only=True):
     margin: Decimal
 
 
-class KLedger(msgspec.Struct, frozen=True, kw_only=True):
+class KLedger(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """Every mapping is copied on write and never mutated once the ledger is built."""
 
     wallets: dict[str, Decimal] = {}
@@ -93,7 +93,7 @@ def trade(
     closing = min(abs(q), abs(old))
     direction = ONE if old > 0 else -ONE
     if inverse:
-        realized = (ONE / pos.avg_open - ONE / px) * closing * cs * direction
+        realized = q18((ONE / pos.avg_open - ONE / px) * closing * cs * direction)
     else:
         realized = (px - pos.avg_open) * closing * cs * direction
     new_qty = old + q

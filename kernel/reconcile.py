@@ -56,7 +56,9 @@ _RANK = {Verdict.OK: 0, Verdict.UNKNOWN: 1, Verdict.WARN: 2, Verdict.ERROR: 3}
 _BY_RANK = {rank: v for v, rank in _RANK.items()}
 
 
-class ReconcileConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ReconcileConfig(
+    msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True
+):
     """Bounds of the rules. Amounts are in the compared asset's units."""
 
     capital_epsilon: Decimal = Decimal("0.0001")
@@ -67,7 +69,7 @@ class ReconcileConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     settle_window_ns: int = 5_000_000_000
 
 
-class Check(msgspec.Struct, frozen=True, kw_only=True):
+class Check(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     rule: Rule
     subject: str
     verdict: Verdict
@@ -79,7 +81,7 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: int | None = None
 
 
-class ReconcileResult(msgspec.Struct, frozen=True, kw_only=True):
+class ReconcileResult(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     verdict: Verdict
     #: The earliest event time at which a WARN `PENDING_REPORT` turns into ERROR.
     expires_at: int | None
@@ -109,8 +111,14 @@ def pending(moved: Moment | None, report_ts: int | None, now: int, window: int) 
 
 
 def _unknown(rule: Rule, subject: str, kernel: Decimal | str | None) -> Check:
-    return Check(rule=rule, subject=subject, verdict=Verdict.UNKNOWN, kernel=kernel, venue=None,
-                 reason="NO_VENUE_REPORT")
+    return Check(
+        rule=rule,
+        subject=subject,
+        verdict=Verdict.UNKNOWN,
+        kernel=kernel,
+        venue=None,
+        reason="NO_VENUE_REPORT",
+    )
 
 
 def _banded(
@@ -133,8 +141,15 @@ def _banded(
         verdict, reason = Verdict.WARN, band_reason
     else:
         verdict, reason = Verdict.ERROR, "MISMATCH"
-    return Check(rule=rule, subject=subject, verdict=verdict, kernel=k, venue=e,
-                 reason=reason, expires_at=expires_at)
+    return Check(
+        rule=rule,
+        subject=subject,
+        verdict=verdict,
+        kernel=k,
+        venue=e,
+        reason=reason,
+        expires_at=expires_at,
+    )
 
 
 def r1_capital(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
@@ -149,8 +164,11 @@ def r1_capital(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
         b = balances.get(a)
         e = b.wallet if b is not None else ZERO
         late = pending(s.wallet_moved.get(a), s.e.balances_ts, s.now, cfg.settle_window_ns)
-        out.append(_banded("R1", a, k, e, cfg.capital_epsilon, late,
-                           cfg.pending_fee_bound, "UNSETTLED_FEE"))
+        out.append(
+            _banded(
+                "R1", a, k, e, cfg.capital_epsilon, late, cfg.pending_fee_bound, "UNSETTLED_FEE"
+            )
+        )
     return tuple(out)
 
 
@@ -161,8 +179,18 @@ def r2_fill_pnl(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
         return ()
     if f.venue is None:
         return (_unknown("R2", f.dedup_key, f.kernel),)
-    return (_banded("R2", f.dedup_key, f.kernel, f.venue, cfg.capital_epsilon, None,
-                    cfg.realized_rounding, "LOT_STEP_ROUNDING"),)
+    return (
+        _banded(
+            "R2",
+            f.dedup_key,
+            f.kernel,
+            f.venue,
+            cfg.capital_epsilon,
+            None,
+            cfg.realized_rounding,
+            "LOT_STEP_ROUNDING",
+        ),
+    )
 
 
 def r3_quantity(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
@@ -193,14 +221,21 @@ def r4_notional(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
     for a in sorted(s.k.open_notional.keys() | venue.keys() | set(missing)):
         k = s.k.open_notional.get(a, ZERO)
         if a in missing:
-            out.append(Check(rule="R4", subject=a, verdict=Verdict.UNKNOWN, kernel=k,
-                             venue=None, reason="NO_VENUE_MARK"))
+            out.append(
+                Check(
+                    rule="R4",
+                    subject=a,
+                    verdict=Verdict.UNKNOWN,
+                    kernel=k,
+                    venue=None,
+                    reason="NO_VENUE_MARK",
+                )
+            )
             continue
         e = venue.get(a, ZERO)
         late = pending(s.asset_moved.get(a), s.e.positions_ts, s.now, cfg.settle_window_ns)
         band = max(k, e) * cfg.mark_staleness_factor
-        out.append(_banded("R4", a, k, e, cfg.capital_epsilon, late, band,
-                           "MARK_STALENESS"))
+        out.append(_banded("R4", a, k, e, cfg.capital_epsilon, late, band, "MARK_STALENESS"))
     return tuple(out)
 
 
@@ -211,8 +246,18 @@ def r5_margin(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
         return tuple(_unknown("R5", a, v) for a, v in sorted(s.k.used_margin.items()))
     k = s.k.used_margin.get(m.asset, ZERO)
     late = pending(s.asset_moved.get(m.asset), s.e.balances_ts, s.now, cfg.settle_window_ns)
-    return (_banded("R5", m.asset, k, m.used, cfg.capital_epsilon, late,
-                    cfg.leverage_rounding_band, "LEVERAGE_ROUNDING"),)
+    return (
+        _banded(
+            "R5",
+            m.asset,
+            k,
+            m.used,
+            cfg.capital_epsilon,
+            late,
+            cfg.leverage_rounding_band,
+            "LEVERAGE_ROUNDING",
+        ),
+    )
 
 
 def r6_open_keys(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
@@ -227,15 +272,26 @@ def r6_open_keys(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
     if not differ:
         verdict, reason = Verdict.OK, "MATCH"
     else:
-        lates = [pending(s.position_moved.get(key), s.e.positions_ts, s.now, cfg.settle_window_ns)
-                 for key in sorted(differ)]
+        lates = [
+            pending(s.position_moved.get(key), s.e.positions_ts, s.now, cfg.settle_window_ns)
+            for key in sorted(differ)
+        ]
         if any(late is None for late in lates):
             verdict, reason = Verdict.ERROR, "MISMATCH"
         else:
             worst = max((late for late in lates if late is not None), key=_severity)
             verdict, reason, expires_at = worst
-    return (Check(rule="R6", subject="open_keys", verdict=verdict, kernel=kernel, venue=venue,
-                  reason=reason, expires_at=expires_at),)
+    return (
+        Check(
+            rule="R6",
+            subject="open_keys",
+            verdict=verdict,
+            kernel=kernel,
+            venue=venue,
+            reason=reason,
+            expires_at=expires_at,
+        ),
+    )
 
 
 def _severity(late: Pending) -> tuple[int, int]:
@@ -265,14 +321,26 @@ def reconcile(
         pk, pe, p = prev
         same_wallets = k.wallets is pk.wallets
         same_positions = k.positions is pk.positions and e.positions is pe.positions
-        r1 = (p.r1 if same_wallets and e.balances is pe.balances and _live(p.r1, now)
-              else r1_capital(s, cfg))
+        r1 = (
+            p.r1
+            if same_wallets and e.balances is pe.balances and _live(p.r1, now)
+            else r1_capital(s, cfg)
+        )
         r2 = p.r2 if same_wallets else r2_fill_pnl(s, cfg)
         r3 = p.r3 if same_positions and _live(p.r3, now) else r3_quantity(s, cfg)
-        r4 = (p.r4 if same_positions and k.open_notional is pk.open_notional and _live(p.r4, now)
-              else r4_notional(s, cfg))
-        r5 = (p.r5 if k.positions is pk.positions and k.used_margin is pk.used_margin
-              and e.balances is pe.balances and _live(p.r5, now) else r5_margin(s, cfg))
+        r4 = (
+            p.r4
+            if same_positions and k.open_notional is pk.open_notional and _live(p.r4, now)
+            else r4_notional(s, cfg)
+        )
+        r5 = (
+            p.r5
+            if k.positions is pk.positions
+            and k.used_margin is pk.used_margin
+            and e.balances is pe.balances
+            and _live(p.r5, now)
+            else r5_margin(s, cfg)
+        )
         r6 = p.r6 if same_positions and _live(p.r6, now) else r6_open_keys(s, cfg)
     worst = 0
     deadline = None
@@ -283,8 +351,9 @@ def reconcile(
                 worst = rank
             if c.expires_at is not None and (deadline is None or c.expires_at < deadline):
                 deadline = c.expires_at
-    return ReconcileResult(verdict=_BY_RANK[worst], expires_at=deadline,
-                           r1=r1, r2=r2, r3=r3, r4=r4, r5=r5, r6=r6)
+    return ReconcileResult(
+        verdict=_BY_RANK[worst], expires_at=deadline, r1=r1, r2=r2, r3=r3, r4=r4, r5=r5, r6=r6
+    )
 
 
 __all__ = ["Check", "ReconcileConfig", "ReconcileResult", "Verdict", "reconcile"]

@@ -36,6 +36,10 @@ def _d(v: Decimal | None) -> str:
     return "?" if v is None else f"{v.normalize():f}" if v else "0"
 
 
+def _value(v: Decimal | str | None) -> str:
+    return v if isinstance(v, str) else _d(v)
+
+
 def _k(m: dict[str, Decimal], key: str) -> str:
     """A kernel figure: K computes every value, so an absent key is zero."""
     return _d(m.get(key, Decimal(0)))
@@ -86,8 +90,7 @@ def snapshot_summary(snap: AccountSnapshotV2) -> str:
     out.append("Reconcile")
     for c in r.checks:
         out.append(f"  {c.rule} {c.subject:<22} {c.verdict.value:<7} {c.reason:<24}"
-                   f" K {c.kernel if c.kernel is not None else '?'}"
-                   f"  E {c.venue if c.venue is not None else '?'}")
+                   f" K {_value(c.kernel)}  E {_value(c.venue)}")
     if not r.checks:
         out.append("  nothing to compare yet")
     return "\n".join(out) + "\n"

@@ -10,7 +10,7 @@ from kernel.state import AccountState
 from kernel.venue import VenueView
 
 
-class AccountSnapshotV2(msgspec.Struct, frozen=True, kw_only=True):
+class AccountSnapshotV2(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     seq: int
     #: The dedup key of the event this snapshot follows.
     source_event_id: str

@@ -54,14 +54,14 @@ from kernel.ledger import KLedger
 from kernel.venue import VenueView
 
 
-class Moment(msgspec.Struct, frozen=True, array_like=True):
+class Moment(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """When K last moved: the venue's time of the fact, and the kernel's receive time."""
 
     venue_ts: int
     recv_ts: int
 
 
-class FillCheck(msgspec.Struct, frozen=True, kw_only=True):
+class FillCheck(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """The last fill's realized PnL as K computed it and as the venue reported it."""
 
     dedup_key: str
@@ -71,7 +71,7 @@ class FillCheck(msgspec.Struct, frozen=True, kw_only=True):
     venue: Decimal | None
 
 
-class AccountState(msgspec.Struct, frozen=True, kw_only=True):
+class AccountState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     seq: int = 0
     event_id: str = ""
     event_kind: str = ""
@@ -179,10 +179,9 @@ def _fill(s: AccountState, fill: OrderFilled) -> AccountState:
         moved = (inst.base, inst.quote, fill.fee_currency)
     else:
         moved = (inst.settle, fill.fee_currency)
-        position_moved = dict(s.position_moved)
-        position_moved[position_key(fill.symbol, fill.position_side)] = moment
-        asset_moved = dict(s.asset_moved)
-        asset_moved[inst.settle] = moment
+        position_moved = _moved(s.position_moved, (position_key(fill.symbol, fill.position_side),),
+                                moment)
+        asset_moved = _moved(s.asset_moved, (inst.settle,), moment)
         s = msgspec.structs.replace(s, position_moved=position_moved, asset_moved=asset_moved)
     check = FillCheck(
         dedup_key=fill.dedup_key,
@@ -198,8 +197,18 @@ def _fill(s: AccountState, fill: OrderFilled) -> AccountState:
 def _moved_wallets(
     s: AccountState, event: Event, assets: tuple[str, ...]
 ) -> AccountState:
-    moved = dict(s.wallet_moved)
     moment = Moment(event.venue_ts, event.recv_ts)
-    for a in assets:
-        moved[a] = moment
-    return msgspec.structs.replace(s, wallet_moved=moved)
+    return msgspec.structs.replace(s, wallet_moved=_moved(s.wallet_moved, assets, moment))
+
+
+def _moved(
+    moved: dict[str, Moment], keys: tuple[str, ...], moment: Moment
+) -> dict[str, Moment]:
+    """`moved` with `moment` for `keys`, unless a fact with a later venue time already
+    moved them: a backfilled older fill must not hide a newer unreported one."""
+    out = dict(moved)
+    for key in keys:
+        old = out.get(key)
+        if old is None or moment.venue_ts >= old.venue_ts:
+            out[key] = moment
+    return out

@@ -21,7 +21,7 @@ from events.facts import (
 from kernel.money import ZERO, q18
 
 
-class VenueView(msgspec.Struct, frozen=True, kw_only=True):
+class VenueView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     balances: dict[str, AssetBalance] | None = None
     margin: MarginReport | None = None
     balances_ts: int | None = None

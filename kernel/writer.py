@@ -92,14 +92,17 @@ class Writer:
         """Log and fold one batch, all or nothing. Raises `LogError` if the log failed."""
         now = self._clock()
         stamped = [e if e.recv_ts else msgspec.structs.replace(e, recv_ts=now) for e in events]
-        logged = await self.log.lookup(e.dedup_key for e in stamped)
+        keys = [e.dedup_key for e in stamped]
+        logged = await self.log.lookup(keys)
         seen: dict[str, tuple[int, Event]] = {}
         result = BatchResult()
         state, snap = self.state, self.snapshot
         accepted: list[Event] = []
+        accepted_keys: list[str] = []
         snaps: list[AccountSnapshotV2] = []
-        for ev in stamped:
-            prior = await self._prior(ev.dedup_key, seen, logged)
+        for ev, key in zip(stamped, keys, strict=True):
+            # The common case, a new key, needs no lookup beyond the batch's first one.
+            prior = await self._prior(key, seen, logged) if key in seen or key in logged else None
             if prior is not None:
                 # A quarantine's key is its raw payload's hash: same key, same input.
                 if isinstance(ev, InputQuarantined) or identity(prior[1]) == identity(ev):
@@ -109,26 +112,29 @@ class Writer:
                 ev = quarantine(
                     encode(identity(ev)),
                     source="dedup",
-                    reason=f"conflict: dedup key {ev.dedup_key!r} is logged at seq {prior[0]}"
+                    reason=f"conflict: dedup key {key!r} is logged at seq {prior[0]}"
                     " with a different payload",
                     venue_ts=ev.venue_ts,
                     recv_ts=ev.recv_ts,
                 )
-                if await self._prior(ev.dedup_key, seen, logged) is not None:
+                key = ev.dedup_key
+                if await self._prior(key, seen, logged) is not None:
                     continue  # this very conflict was recorded before
             reason = admit(state, ev)
             if reason is not None:
                 ev = quarantine(encode(identity(ev)), source="admission", reason=reason,
                                 venue_ts=ev.venue_ts, recv_ts=ev.recv_ts)
-                if await self._prior(ev.dedup_key, seen, logged) is not None:
+                key = ev.dedup_key
+                if await self._prior(key, seen, logged) is not None:
                     result.duplicates += 1
                     continue
             if isinstance(ev, InputQuarantined) and ev.source != "dedup":
                 result.quarantined += 1
             state = fold(state, ev, state.seq + 1)
             snap = project(state, self.reconcile_config, snap)
-            seen[ev.dedup_key] = (state.seq, ev)
+            seen[key] = (state.seq, ev)
             accepted.append(ev)
+            accepted_keys.append(key)
             snaps.append(snap)
         result.last_seq = state.seq
         if not accepted:
@@ -136,7 +142,7 @@ class Writer:
         checkpoint = None
         if state.seq - self._last_checkpoint >= self._checkpoint_every:
             checkpoint = (state.seq, encode_state(state))
-        await self.log.append(accepted, checkpoint)
+        await self.log.append(accepted, checkpoint, accepted_keys)
         self.state, self.snapshot = state, snap
         if checkpoint is not None:
             self._last_checkpoint = state.seq

@@ -9,7 +9,6 @@ from __future__ import annotations
 import decimal
 from collections.abc import Callable
 from decimal import Decimal as D
-from typing import Any
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -38,7 +37,7 @@ from kernel.state import GENESIS, AccountState, fold
 S = 1_000_000_000
 CFG = ReconcileConfig()
 ENCODE = msgspec.json.Encoder(decimal_format="string").encode
-SETTINGS = settings(max_examples=60, deadline=None,
+SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -97,10 +96,6 @@ def _fill_spec(draw: st.DrawFn) -> Callable[[int, int], Event]:
     )
 
 
-def _const(f: Callable[..., Event], **kw: Any) -> Callable[[int, int], Event]:
-    return lambda i, ts: f(i, ts, **kw)
-
-
 _SPEC: dict[str, st.SearchStrategy[Callable[[int, int], Event]]] = {
     "fill": _fill_spec(),
     "mark": st.builds(
@@ -109,7 +104,7 @@ _SPEC: dict[str, st.SearchStrategy[Callable[[int, int], Event]]] = {
     "funding": st.builds(
         lambda sym, amt, neg: lambda i, ts: FundingSettled(
             venue_ts=ts, symbol=sym, asset=ALL[sym].settle, amount=-amt if neg else amt),
-        st.sampled_from(sorted(LINEAR) + ["BTCUSD"]), cash, st.booleans()),
+        st.sampled_from([*sorted(LINEAR), "BTCUSD"]), cash, st.booleans()),
     "transfer": st.builds(
         lambda asset, amt, d: lambda i, ts: TransferCompleted(
             venue_ts=ts, transfer_id=f"x{i}", asset=asset, direction=d, amount=amt),

@@ -412,12 +412,6 @@ def test_the_cash_identity_stays_exact_after_a_rounded_average() -> None:
     assert k.wallets["USDT"] == capital
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: inverse realized PnL (1/avg − 1/px)·q·cs is not rounded to 18 places "
-    "like every other division result; it keeps 60 digits (0.00333…3330) and the BTC wallet "
-    "then rounds its sum, so wallet ≠ transfers + realized − fees (off by 3.3E-60)",
-)
 def test_inverse_realized_is_rounded_to_18_places_and_the_cash_identity_stays_exact() -> None:
     s = replay(
         inverse(),

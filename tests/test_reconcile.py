@@ -259,6 +259,29 @@ def test_pending_report_r1_r3_r4_r6(now: int | None, verdict: Verdict, reason: s
     assert r.expires_at == (DEADLINE if verdict is Verdict.WARN else None)
 
 
+def test_the_clock_never_runs_backwards_so_an_expired_window_stays_expired() -> None:
+    # a late event received "at 12 s" after one received at 15 s + 1 ns
+    s = pending_base(tick(DEADLINE + 1), tick(12 * S))
+    assert s.now == DEADLINE + 1  # max(recv_ts), not the last recv_ts
+    r = reconcile(s, CFG)
+    assert verdict_reason(r, "R1", "USDT") == (Verdict.ERROR, "PENDING_REPORT_EXPIRED")
+
+
+def test_a_backfilled_older_fill_does_not_hide_a_newer_unreported_one() -> None:
+    s = replay(
+        linear(),
+        fill("buy", "2", "30000", ts=20 * S),  # A: venue 20 s, received 20 s
+        # B: venue 10 s, received 21 s (a REST backfill)
+        msgspec.structs.replace(fill("buy", "1", "30000", ts=10 * S), recv_ts=21 * S),
+        positions(pos("1", "30000"), ts=15 * S, recv=22 * S),  # taken at 15 s: B, not A
+    )
+    # K 2 + 1 = 3 vs E 1: the 2 missing are fill A (venue 20 s), which the report (15 s)
+    # predates; now = 22 s ≤ 20 s + 5 s, so the difference is still pending
+    r = reconcile(s, CFG)
+    assert verdict_reason(r, "R3", "BTCUSDT") == (Verdict.WARN, "PENDING_REPORT")
+    assert verdict_reason(r, "R4", "USDT") == (Verdict.WARN, "PENDING_REPORT")
+
+
 def test_a_report_after_the_fill_is_not_pending() -> None:
     # the same stale figures, but taken at 12 s, after the fill at 10 s
     s = replay(linear(), deposit("10000"), fill("buy", "2", "30000", fee="12", ts=FILL_TS),
@@ -496,3 +519,17 @@ def test_project_reuse_equals_a_fresh_reconcile_across_a_pending_window() -> Non
     # the sequence really crosses the window: WARN, then ERROR, then OK
     assert seen[4:] == [Verdict.WARN, Verdict.WARN, Verdict.WARN, Verdict.ERROR,
                         Verdict.ERROR, Verdict.ERROR, Verdict.OK, Verdict.OK]
+
+
+def test_project_reuse_re_runs_r3_after_a_lot_size_change() -> None:
+    seq = [
+        linear(),
+        fill("buy", "2", "30000", venue_pnl="0"),
+        positions(pos("2.001", "30000")),  # |2 − 2.001| = 0.001: one lot of 0.001
+        msgspec.structs.replace(linear(), lot_size=D("0.0001")),  # now ten lots
+    ]
+    prev = None
+    for s in states(*seq):
+        prev = project(s, CFG, prev)
+        assert prev.reconcile == reconcile(s, CFG)
+    assert verdict_reason(prev.reconcile, "R3", "BTCUSDT") == (Verdict.ERROR, "MISMATCH")

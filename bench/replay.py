@@ -1,0 +1,101 @@
+"""(e) Replay: re-folding a whole log from genesis, in process and through the CLI.
+
+The log is built once with the writer (NORMAL, batches of 1,000) and cached under the
+output directory, keyed by N, the seed, and a digest of the code that decides its
+bytes (the workload, `events/`, `kernel/`): after any change there, it is built anew
+(and the stale one deleted) rather than replayed stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import workload
+from bench.measure import Measurement, Stopwatch
+from bench.stores import BATCH
+from events.log import EventLog
+from kernel.replay import load_state
+from kernel.writer import Writer
+
+ROOT = Path(__file__).resolve().parent.parent
+_CLI_LINE = re.compile(r"replayed (\d+) events in ([\d.]+) s")
+
+
+def code_digest() -> str:
+    h = hashlib.sha256()
+    files = [ROOT / "bench" / "workload.py"]
+    files += sorted((ROOT / "events").glob("*.py")) + sorted((ROOT / "kernel").glob("*.py"))
+    for f in files:
+        h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+async def cached_log(out: Path, n: int, seed: int) -> tuple[Path, Measurement | None]:
+    """The path of an `n`-event log of `workload.events(n, seed)`, and the measurement
+    of building it if it was not cached."""
+    path = out / f"replay-n{n}-seed{seed}-{code_digest()}.db"
+    if path.exists():
+        return path, None
+    # Logs of older code (and an interrupted build) are stale: only the newest is kept.
+    for stale in out.glob(f"replay-n{n}-seed{seed}-*"):
+        stale.unlink()
+    building = path.with_name(path.name + ".building")
+    log = await EventLog.open(building, synchronous="NORMAL")
+    watch = Stopwatch()
+    try:
+        writer = await Writer.open(log, clock=lambda: workload.T0)
+        stream = workload.events(n, seed)
+        with watch.running():
+            while batch := list(itertools.islice(stream, BATCH)):
+                await writer.ingest(batch)
+        last = log.last_seq
+    finally:
+        await log.close()  # the last connection's close checkpoints and removes the WAL
+    if last != n:
+        raise RuntimeError(f"built a log of {last} events, expected {n}")
+    leftovers = list(out.glob(building.name + "-*"))
+    if leftovers:
+        raise RuntimeError(f"WAL files left after closing {building}: {leftovers}")
+    building.rename(path)
+    return path, Measurement("e", "build log: Writer.ingest, NORMAL", n, watch.wall, watch.cpu)
+
+
+async def replay_in_process(path: Path, n: int) -> Measurement:
+    log = await EventLog.open(path, readonly=True)
+    watch = Stopwatch()
+    try:
+        with watch.running():
+            state = await load_state(log, use_checkpoints=False)
+    finally:
+        await log.close()
+    if state.seq != n:
+        raise RuntimeError(f"replay reached seq {state.seq}, expected {n}")
+    return Measurement("e", "replay: load_state(use_checkpoints=False)", n, watch.wall, watch.cpu)
+
+
+def exkernel() -> list[str]:
+    script = Path(sys.executable).with_name("exkernel")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "kernel.cli"]
+
+
+def replay_cli(path: Path, n: int) -> Measurement:
+    """`exkernel replay --db PATH` in a subprocess; the wall time is the one it reports
+    (its process start-up and open are in the note)."""
+    cmd = [*exkernel(), "replay", "--db", str(path)]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    process_wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()}")
+    line = done.stdout.strip()
+    m = _CLI_LINE.search(line)
+    if m is None or int(m.group(1)) != n:
+        raise RuntimeError(f"unexpected output from {' '.join(cmd)}: {line!r}")
+    note = f"`{line}` (process wall {process_wall:.2f} s)"
+    return Measurement("e", "`exkernel replay --db PATH`", n, float(m.group(2)), None, note)

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Set up the project's virtualenv (if needed) and run something in it.
+
+    python3 dev.py test     # install everything, then lint, type-check and run every test
+    python3 dev.py demo     # install, then feed a sample account history through the kernel
+    python3 dev.py bench    # install, then run the benchmarks (bench/README.md)
+
+Needs only Python >= 3.11 and access to PyPI. The virtualenv lives in ./.venv and is
+reused while pyproject.toml is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".installed"
+
+
+def run(*cmd: str | Path, check: bool = True) -> int:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    return subprocess.run([str(c) for c in cmd], cwd=ROOT, check=check).returncode
+
+
+def setup() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"exchange-kernel needs Python >= 3.11, this is {sys.version.split()[0]}")
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == want and PY.exists():
+        return
+    if not PY.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev,bench]")
+    STAMP.write_text(want)
+
+
+def test(args: list[str]) -> int:
+    run(BIN / "ruff", "check", ".")
+    run(BIN / "mypy", "kernel", "events")
+    return run(PY, "-m", "pytest", *args, check=False)
+
+
+def demo(args: list[str]) -> int:
+    db = ROOT / "var" / "demo.db"
+    db.parent.mkdir(exist_ok=True)
+    db.unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    exk = BIN / "exkernel"
+    run(exk, "ingest", "--db", db, "docs/examples/account.jsonl")
+    run(exk, "tail", "--db", db, "-n", "40")
+    run(exk, "snapshot", "--db", db)
+    return run(exk, "verify", "--db", db, check=False)
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"test", "demo", "bench"}:
+        print(__doc__)
+        return 2
+    setup()
+    command, rest = sys.argv[1], sys.argv[2:]
+    if command == "test":
+        return test(rest)
+    if command == "demo":
+        return demo(rest)
+    return run(PY, "-m", "bench.run", *rest, check=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

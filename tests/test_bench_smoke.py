@@ -1,0 +1,43 @@
+"""`python -m bench.run --quick` runs every benchmark and prints each one's row.
+
+A smoke test of the benchmark scripts, not of speed: it asserts nothing about rates.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ROWS = (
+    "| a | fold: decode + fold + project |",
+    "| a | decode alone |",
+    "| a | fold alone |",
+    "| a | project alone |",
+    "| b | raw sqlite3 executemany, NORMAL |",
+    "| c | eventsourcing SQLiteApplicationRecorder, library default |",
+    "| c | eventsourcing SQLiteApplicationRecorder, NORMAL |",
+    "| c | eventsourcing Application + Aggregate, library default |",
+    "| d | kernel Writer.ingest, NORMAL |",
+    "| d | kernel Writer.ingest, FULL |",
+    "| e | replay: load_state(use_checkpoints=False) |",
+    "| e | `exkernel replay --db PATH` |",
+    "| f | memory: Writer.ingest in a fresh process, NORMAL |",
+)
+
+
+def test_quick_run_prints_every_benchmark_row(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    missing = [row for row in ROWS if row not in done.stdout]
+    assert not missing, f"rows missing from the output:\n{done.stdout}"
+    assert "| (f) RSS growth" in done.stdout

@@ -1,0 +1,160 @@
+"""The one writer: dedup, conflicts, admission, group commit, checkpoints, publish-after-commit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from events.codec import decode
+from events.control import InputQuarantined
+from events.facts import InstrumentDefined, MarkPriceObserved, OrderFilled, TransferCompleted
+from events.log import EventLog
+from kernel.errors import LogError
+from kernel.replay import decode_state, encode_state, load_state
+from kernel.snapshot import AccountSnapshotV2
+from kernel.writer import Writer
+
+T = 1_700_000_000_000_000_000
+
+
+def clock() -> int:
+    return T + 999
+
+
+BTC = InstrumentDefined(venue_ts=T, symbol="BTCUSDT", instrument_kind="linear", base="BTC",
+                        quote="USDT", settle="USDT", tick_size=Decimal("0.1"),
+                        lot_size=Decimal("0.001"), min_notional=Decimal(5))
+DEPOSIT = TransferCompleted(venue_ts=T + 1, transfer_id="t1", asset="USDT", direction="deposit",
+                            amount=Decimal(1000))
+
+
+def fill(trade: str, qty: str = "1", price: str = "100", symbol: str = "BTCUSDT") -> OrderFilled:
+    return OrderFilled(venue_ts=T + 10 + int(trade), symbol=symbol, trade_id=trade, order_id="o",
+                       side="buy", qty=Decimal(qty), price=Decimal(price), fee=Decimal("0.1"),
+                       fee_currency="USDT")
+
+
+async def open_writer(db: Path, **kw: object) -> tuple[EventLog, Writer]:
+    log = await EventLog.open(db)
+    return log, await Writer.open(log, clock=clock, **kw)  # type: ignore[arg-type]
+
+
+async def test_unstamped_events_get_the_writers_clock(tmp_path: Path) -> None:
+    log, w = await open_writer(tmp_path / "ev.db")
+    await w.ingest([BTC, msgspec.structs.replace(DEPOSIT, recv_ts=T + 5)])
+    rows = [r async for r in log.rows()]
+    await log.close()
+    assert [r.recv_ts for r in rows] == [T + 999, T + 5]
+
+
+async def test_duplicates_in_a_batch_across_batches_and_restarts_fold_once(tmp_path: Path) -> None:
+    db = tmp_path / "ev.db"
+    log, w = await open_writer(db)
+    r = await w.ingest([BTC, DEPOSIT, fill("1"), fill("1")])
+    assert (r.appended, r.duplicates) == (3, 1)
+    r = await w.ingest([fill("1"), msgspec.structs.replace(fill("1"), recv_ts=T + 77)])
+    assert (r.appended, r.duplicates) == (0, 2)
+    await log.close()
+    log, w = await open_writer(db)
+    r = await w.ingest([DEPOSIT, fill("1"), fill("2")])
+    assert (r.appended, r.duplicates) == (1, 2)
+    assert w.state.k.positions["BTCUSDT"].qty == Decimal(2)
+    assert w.state.k.wallets["USDT"] == Decimal("999.8")  # 1000 - two fees of 0.1
+    await log.close()
+
+
+async def test_same_key_other_payload_is_a_recorded_conflict(tmp_path: Path) -> None:
+    log, w = await open_writer(tmp_path / "ev.db")
+    await w.ingest([BTC, DEPOSIT, fill("1")])
+    before = w.state.k
+    r = await w.ingest([fill("1", qty="5")])
+    assert (r.appended, r.conflicts, r.duplicates, r.quarantined) == (1, 1, 0, 0)
+    assert w.state.k is before  # the ledger did not move
+    rows = [row async for row in log.rows(since=3)]
+    q = decode(rows[0].payload)
+    assert isinstance(q, InputQuarantined) and q.source == "dedup"
+    assert "fill:BTCUSDT:1" in q.reason and "seq 3" in q.reason
+    assert decode(q.raw) == msgspec.structs.replace(fill("1", qty="5"), recv_ts=0)
+    # The same conflicting payload again is that same conflict, not a new row.
+    r = await w.ingest([fill("1", qty="5")])
+    assert (r.appended, r.conflicts) == (0, 1)
+    await log.close()
+
+
+async def test_inadmissible_event_is_quarantined_and_ledger_unchanged(tmp_path: Path) -> None:
+    log, w = await open_writer(tmp_path / "ev.db")
+    await w.ingest([BTC, DEPOSIT])
+    before = w.state.k
+    r = await w.ingest([fill("1", symbol="ETHUSDT")])
+    assert (r.appended, r.quarantined) == (1, 1)
+    assert w.state.k is before
+    assert w.state.quarantined == 1
+    rows = [row async for row in log.rows(since=2)]
+    q = decode(rows[0].payload)
+    assert isinstance(q, InputQuarantined)
+    assert q.source == "admission" and "unknown symbol 'ETHUSDT'" in q.reason
+    await log.close()
+
+
+async def test_admission_sees_earlier_events_of_the_same_batch(tmp_path: Path) -> None:
+    log, w = await open_writer(tmp_path / "ev.db")
+    r = await w.ingest([BTC, DEPOSIT, fill("1")])
+    assert (r.appended, r.quarantined) == (3, 0)
+    assert w.state.k.positions["BTCUSDT"].qty == 1
+    await log.close()
+
+
+async def test_a_failed_append_leaves_state_and_log_as_before(tmp_path: Path) -> None:
+    published: list[AccountSnapshotV2] = []
+    log, w = await open_writer(tmp_path / "ev.db", publish=published.append)
+    await w.ingest([BTC, DEPOSIT])
+    state, snap, n = w.state, w.snapshot, len(published)
+    # A real SQLite failure: the database may not grow by another page.
+    async with log._db.execute("PRAGMA page_count") as cur:
+        row = await cur.fetchone()
+    await log._db.execute(f"PRAGMA max_page_count = {row[0]}")
+    big = [fill(str(i)) for i in range(1, 2000)]
+    with pytest.raises(LogError, match="full"):
+        await w.ingest(big)
+    assert w.state is state and w.snapshot is snap
+    assert len(published) == n
+    assert log.last_seq == 2 and await log.count() == 2
+    await log._db.execute("PRAGMA max_page_count = 1073741823")
+    r = await w.ingest(big[:3])
+    assert r.last_seq == 5
+    await log.close()
+
+
+async def test_snapshots_are_published_per_event_after_commit(tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    log: EventLog
+
+    def publish(s: AccountSnapshotV2) -> None:
+        seen.append((s.seq, log.last_seq))
+
+    log, w = await open_writer(tmp_path / "ev.db", publish=publish)
+    await w.ingest([BTC, DEPOSIT, fill("1")])
+    await log.close()
+    assert seen == [(1, 3), (2, 3), (3, 3)]  # each published once seq 3 was committed
+
+
+async def test_checkpoints_every_n_and_reopen_replays_only_the_tail(tmp_path: Path) -> None:
+    db = tmp_path / "ev.db"
+    log, w = await open_writer(db, checkpoint_every=10)
+    await w.ingest([BTC, DEPOSIT])
+    for i in range(1, 31):
+        await w.ingest([MarkPriceObserved(venue_ts=T + 100 + i, symbol="BTCUSDT",
+                                          price=Decimal(100 + i))])
+    cps = await log.checkpoints()
+    assert [c.seq for c in cps] == [10, 20, 30]
+    for c in cps:
+        assert encode_state(await load_state(log, c.seq, use_checkpoints=False)) == c.state
+    final = w.state
+    await log.close()
+    log, w = await open_writer(db, checkpoint_every=10)
+    assert encode_state(w.state) == encode_state(final)
+    assert decode_state(cps[-1].state).seq == 30
+    await log.close()
