@@ -31,7 +31,7 @@ def run(*cmd: str | Path, check: bool = True) -> int:
 
 
 def setup() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under any python3
         sys.exit(f"exchange-kernel needs Python >= 3.11, this is {sys.version.split()[0]}")
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == want and PY.exists():
@@ -76,4 +76,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except subprocess.CalledProcessError as e:
+        print(f"dev.py: {' '.join(map(str, e.cmd))} failed with status {e.returncode}",
+              file=sys.stderr)
+        sys.exit(e.returncode)
