@@ -11,6 +11,7 @@ msgspec runs `__post_init__` on construction and on decode alike.
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
 from typing import ClassVar
 
@@ -20,9 +21,10 @@ from kernel.errors import EventValidationError
 
 # Money and quantities are bounded so that no arithmetic in the kernel's
 # 60-digit decimal context ever rounds: at most 18 integer digits and at most
-# 18 fractional digits.
-MAX_ADJUSTED = 17
-MIN_ADJUSTED = -18
+# 18 fractional digits. One quantize in a 36-digit context checks both: more
+# places is Inexact, more integer digits is an InvalidOperation.
+_QUANTUM = Decimal("1e-18")
+_BOUNDS = decimal.Context(prec=36, traps=[decimal.Inexact, decimal.InvalidOperation])
 MAX_TS = 2**63 - 1
 MAX_ID_LEN = 256
 
@@ -59,10 +61,12 @@ class EventBase(
     ) -> None:
         if not v.is_finite():
             self._fail(field, v, "must be finite")
-        if v and not MIN_ADJUSTED <= v.adjusted() <= MAX_ADJUSTED:
-            self._fail(field, v, "is out of range (|x| < 1e18, at most 18 decimals)")
-        if -v.as_tuple().exponent > -MIN_ADJUSTED:  # type: ignore[operator]
+        try:
+            _BOUNDS.quantize(v, _QUANTUM)
+        except decimal.Inexact:
             self._fail(field, v, "has more than 18 decimals")
+        except decimal.InvalidOperation:
+            self._fail(field, v, "is out of range (|x| < 1e18)")
         if positive and v <= 0:
             self._fail(field, v, "must be > 0")
         if nonneg and v < 0:

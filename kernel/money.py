@@ -41,7 +41,8 @@ def q18(x: Decimal) -> Decimal:
     """`x` rounded half-even to 18 decimal places, written in its shortest plain form
     (`60500`, not `60500.000000000000000000` or `6.05E+4`)."""
     y = x.quantize(QUANTUM).normalize()
-    return y if y.as_tuple().exponent <= 0 else y.quantize(ONE)
+    exponent = y.as_tuple().exponent
+    return y.quantize(ONE) if isinstance(exponent, int) and exponent > 0 else y
 
 
 def require() -> None:

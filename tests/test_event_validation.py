@@ -304,7 +304,7 @@ BAD_DECIMALS = {
     "NaN": "NaN", "sNaN": "sNaN", "Infinity": "Infinity", "-Infinity": "-Infinity",
     "1e400": "1e400", "-1e400": "-1e400", "1e30": "1e30", "-1e30": "-1e30",
     "19_decimals": "0.0000000000000000001", "1e18": "1000000000000000000",
-    "0E-19": "0E-19",
+    "1.5E-19": "1.5E-19", "1.0000000000000000001": "1.0000000000000000001",
 }
 BAD_DECIMAL_NUMBERS = {"json_number_1e400": "1e400", "json_number_1e30": "1e30"}
 BAD_BY_SIGN = {
