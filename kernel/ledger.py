@@ -222,37 +222,49 @@ def refresh(
     symbols: tuple[str, ...] | None,
 ) -> KLedger:
     """Recompute the derived figures after the wallets of `touched` assets and the
-    positions of `symbols` (None: every symbol) changed."""
+    positions (or marks, or leverage) of `symbols` changed; `symbols=None` revalues every
+    position. Only what those changes reach is recomputed."""
     valuations = k.valuations
+    assets = set(touched)
     if symbols is None or symbols:
         valuations = {}
         for key, pos in k.positions.items():
-            old = k.valuations.get(key)
-            if old is None or symbols is None or pos.symbol in symbols:
-                old = value(pos, instruments[pos.symbol], k.marks.get(pos.symbol),
-                            k.leverage.get(pos.symbol))
-            valuations[key] = old
-    unrealized: dict[str, Decimal] = {}
-    notional: dict[str, Decimal] = {}
-    margin: dict[str, Decimal] = {}
-    for v in valuations.values():
-        a = v.asset
-        unrealized[a] = unrealized.get(a, ZERO) + v.unrealized_pnl
-        notional[a] = notional.get(a, ZERO) + v.notional
-        margin[a] = margin.get(a, ZERO) + v.margin
+            v = k.valuations.get(key)
+            if v is None or symbols is None or pos.symbol in symbols:
+                v = value(pos, instruments[pos.symbol], k.marks.get(pos.symbol),
+                          k.leverage.get(pos.symbol))
+                assets.add(v.asset)
+            valuations[key] = v
+        for key, v in k.valuations.items():
+            if key not in valuations:  # closed
+                assets.add(v.asset)
+    if not assets:
+        return msgspec.structs.replace(k, valuations=valuations)
+    unrealized, notional, margin = k.unrealized_pnl, k.open_notional, k.used_margin
+    if valuations is not k.valuations:
+        unrealized, notional, margin = dict(unrealized), dict(notional), dict(margin)
+        for a in assets:
+            held = [v for v in valuations.values() if v.asset == a]
+            if held:
+                unrealized[a] = sum((v.unrealized_pnl for v in held), ZERO)
+                notional[a] = sum((v.notional for v in held), ZERO)
+                margin[a] = sum((v.margin for v in held), ZERO)
+            else:
+                unrealized.pop(a, None)
+                notional.pop(a, None)
+                margin.pop(a, None)
+    equity, available = dict(k.equity), dict(k.available_margin)
     peak, drawdown = k.peak_capital, k.drawdown
     if touched:
         peak, drawdown = dict(peak), dict(drawdown)
-        for a in touched:
-            w = k.wallets.get(a, ZERO)
+    for a in assets:
+        w = k.wallets.get(a, ZERO)
+        equity[a] = w + unrealized.get(a, ZERO)
+        available[a] = equity[a] - margin.get(a, ZERO)
+        if a in touched:
             if a not in peak or w > peak[a]:
                 peak[a] = w
             drawdown[a] = peak[a] - w
-    equity: dict[str, Decimal] = {}
-    available: dict[str, Decimal] = {}
-    for a in (*k.wallets, *(a for a in unrealized if a not in k.wallets)):
-        equity[a] = k.wallets.get(a, ZERO) + unrealized.get(a, ZERO)
-        available[a] = equity[a] - margin.get(a, ZERO)
     return msgspec.structs.replace(
         k,
         valuations=valuations,
