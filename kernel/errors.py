@@ -7,7 +7,10 @@
      ├── LogError                                the event log failed (wraps the driver's error)
      │    └── CorruptLogError                    the log contradicts itself: stop, run `verify`
      ├── InvariantViolation                      the fold met an impossible state: crash, replay
-     └── ConfigError                             a config value is wrong: refuse to start
+     ├── ConfigError                             a config value is wrong: refuse to start
+     └── VenueError                              the venue failed us
+          ├── VenueUnavailable                   retryable: reconnect with backoff
+          └── CredentialsRejected                fatal: the venue refused our keys
 
 `EventValidationError` subclasses `ValueError` so that msgspec, which wraps
 `ValueError` raised in `__post_init__` during decode, reports it as a
@@ -43,3 +46,15 @@ class InvariantViolation(KernelError):
 
 class ConfigError(KernelError):
     """A configuration value is missing or wrong."""
+
+
+class VenueError(KernelError):
+    """A venue call failed. Adapters map their library's errors onto these in one place."""
+
+
+class VenueUnavailable(VenueError):
+    """The venue cannot be reached or dropped the connection: retry with backoff."""
+
+
+class CredentialsRejected(VenueError):
+    """The venue refused the credentials: restarting will not help."""

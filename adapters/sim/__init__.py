@@ -1,0 +1,1 @@
+"""The embedded simulated venue: deterministic, seeded, with fault injection."""
