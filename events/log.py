@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Literal, cast
 
@@ -42,6 +42,7 @@ GENESIS_HASH = bytes(32)
 Synchronous = Literal["NORMAL", "FULL"]
 
 _SCHEMA = """
+BEGIN;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
@@ -65,6 +66,17 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+-- INSERT OR REPLACE deletes the row it collides with without firing DELETE triggers:
+-- refuse any insert that does not follow the last row, or reuses a dedup key.
+CREATE TRIGGER IF NOT EXISTS events_append_only BEFORE INSERT ON events
+WHEN NEW.seq <= (SELECT coalesce(max(seq), 0) FROM events)
+  OR EXISTS (SELECT 1 FROM events WHERE dedup_key = NEW.dedup_key)
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_append_only BEFORE INSERT ON checkpoints
+WHEN EXISTS (SELECT 1 FROM checkpoints WHERE seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
+COMMIT;
 """
 
 _INSERT = (
@@ -133,11 +145,7 @@ class EventLog:
             if not readonly:
                 await db.execute("PRAGMA journal_mode=WAL")
                 await db.execute(f"PRAGMA synchronous={synchronous}")
-                await db.executescript(_SCHEMA)
-                await db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (SCHEMA_VERSION,),
-                )
+                await db.executescript(_SCHEMA)  # one transaction: a kill leaves all or nothing
             await db.execute("PRAGMA busy_timeout=5000")
             log = cls(db, path, readonly)
             await log._check_schema()
@@ -225,6 +233,26 @@ class EventLog:
         self.last_seq, self.last_hash = seq, prev
         return seq
 
+    async def checkpoint(self, seq: int, state: bytes) -> None:
+        """Checkpoint the fold state after the last event (`seq` must be `last_seq`)."""
+        if seq != self.last_seq or seq == 0:
+            raise LogError(f"checkpoint seq {seq} is not the last event {self.last_seq}")
+        try:
+            await self._db.execute(
+                "INSERT INTO checkpoints (seq, state, hash) VALUES (?, ?, ?)",
+                (seq, state, self.last_hash),
+            )
+        except sqlite3.Error as e:
+            raise LogError(f"checkpoint at seq {seq} failed: {e}") from e
+
+    async def max_venue_ts(self, kind: str) -> int | None:
+        """The latest venue time among logged events of `kind` (a resync watermark)."""
+        async with self._db.execute(
+            "SELECT max(venue_ts) FROM events WHERE kind = ?", (kind,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     async def refresh(self) -> int:
         """Re-read the last seq (for a reader following a log another process appends to)."""
         sql = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
@@ -240,7 +268,7 @@ class EventLog:
         until: int | None = None,
         kinds: Sequence[str] = (),
         chunk: int = 20000,
-    ) -> AsyncIterator[Row]:
+    ) -> AsyncGenerator[Row, None]:
         """Rows with `since < seq <= until`, in order, optionally only of `kinds`."""
         where = ["seq > ?"]
         params: list[object] = [since]

@@ -8,10 +8,12 @@ checkpoint's chain hash is its row's). Stops at the first fault and names its ro
 
 from __future__ import annotations
 
+import contextlib
+
 import msgspec
 
-from events.codec import decode
-from events.log import GENESIS_HASH, EventLog, chain
+from events.codec import Event, decode
+from events.log import GENESIS_HASH, EventLog, Row, chain
 from kernel import money
 from kernel.errors import KernelError
 from kernel.replay import encode_state
@@ -40,34 +42,47 @@ async def verify(log: EventLog) -> VerifyReport:
     def report(fault: Fault | None) -> VerifyReport:
         return VerifyReport(events=expected - 1, checkpoints=checked, fault=fault)
 
-    async for row in log.rows():
-        if row.seq != expected:
-            return report(Fault(row.seq, f"sequence gap: expected seq {expected}, found {row.seq}"))
-        prev = chain(prev, row.seq, row.payload)
-        if prev != row.hash:
-            return report(Fault(row.seq, "hash chain broken: stored hash does not match payload"))
-        try:
-            event = decode(row.payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            return report(Fault(row.seq, f"payload does not decode: {e}"))
-        columns = (row.kind, row.dedup_key, row.venue_ts, row.recv_ts)
-        decoded = (type(event).__struct_config__.tag, event.dedup_key, event.venue_ts,
-                   event.recv_ts)
-        if columns != decoded:
-            return report(Fault(row.seq, f"row columns {columns} disagree with payload {decoded}"))
-        try:
-            state = fold(state, event, row.seq)
-        except (KernelError, ArithmeticError) as e:
-            return report(Fault(row.seq, f"fold failed: {e}"))
-        cp = checkpoints.get(row.seq)
-        if cp is not None:
-            if cp.hash != row.hash:
-                return report(Fault(row.seq, "checkpoint hash differs from its row's hash"))
-            if cp.state != encode_state(state):
-                return report(Fault(row.seq, "checkpoint state differs from the replayed state"))
-            checked += 1
-        expected += 1
+    async with contextlib.aclosing(log.rows()) as rows:
+        async for row in rows:
+            checked_row = _check_row(row, expected, prev)
+            if isinstance(checked_row, Fault):
+                return report(checked_row)
+            event = checked_row
+            prev = row.hash
+            try:
+                state = fold(state, event, row.seq)
+            except (KernelError, ArithmeticError) as e:
+                return report(Fault(row.seq, f"fold failed: {e}"))
+            cp = checkpoints.get(row.seq)
+            if cp is not None:
+                if cp.hash != row.hash:
+                    return report(Fault(row.seq, "checkpoint hash differs from its row's hash"))
+                if cp.state != encode_state(state):
+                    return report(Fault(row.seq,
+                                        "checkpoint state differs from the replayed state"))
+                checked += 1
+            expected += 1
     stray = sorted(s for s in checkpoints if s >= expected)
     if stray:
         return report(Fault(stray[0], "checkpoint past the last event"))
     return report(None)
+
+
+def _check_row(row: Row, expected: int, prev: bytes) -> Fault | Event:
+    """The fault in one row's own columns, or the event it holds."""
+    if row.seq != expected:
+        return Fault(expected, f"sequence gap: row {expected} is missing (next is {row.seq})")
+    if not isinstance(row.payload, bytes) or not isinstance(row.hash, bytes):
+        return Fault(row.seq, "payload or hash is not stored as a BLOB")
+    if chain(prev, row.seq, row.payload) != row.hash:
+        return Fault(row.seq, "hash chain broken: stored hash does not match payload")
+    try:
+        event = decode(row.payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        return Fault(row.seq, f"payload does not decode: {e}")
+    columns = (row.kind, row.dedup_key, row.venue_ts, row.recv_ts)
+    decoded = (type(event).__struct_config__.tag, event.dedup_key, event.venue_ts,
+               event.recv_ts)
+    if columns != decoded:
+        return Fault(row.seq, f"row columns {columns} disagree with payload {decoded}")
+    return event

@@ -152,6 +152,14 @@ class Writer:
                 self._publish(s)
         return result
 
+    async def checkpoint(self) -> bool:
+        """Checkpoint the current state unless the last checkpoint already holds it."""
+        if self.state.seq <= self._last_checkpoint:
+            return False
+        await self.log.checkpoint(self.state.seq, encode_state(self.state))
+        self._last_checkpoint = self.state.seq
+        return True
+
     async def _prior(
         self,
         key: str,
