@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Set up the project's virtualenv (if needed) and run something in it.
 
+    python3 dev.py run      # install, then run the daemon on the embedded sim venue (Ctrl-C stops)
     python3 dev.py test     # install everything, then lint, type-check and run every test
     python3 dev.py demo     # install, then feed a sample account history through the kernel
     python3 dev.py bench    # install, then run the benchmarks (bench/README.md)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -62,8 +64,28 @@ def demo(args: list[str]) -> int:
     return run(exk, "verify", "--db", db, check=False)
 
 
+def run_daemon(args: list[str]) -> int:
+    # The embedded sim's account lives only as long as the process: each run starts a
+    # fresh one, with a fresh log beside it (a real venue's account outlives restarts).
+    state = ROOT / "var" / "sim-run"
+    shutil.rmtree(state, ignore_errors=True)
+    print(f"state directory {state}; in another terminal:\n"
+          f"  .venv/bin/exkernel tail -f --db {state}/events.db\n"
+          f"  .venv/bin/exkernel snapshot --db {state}/events.db\n"
+          f"  .venv/bin/exkernel status --state-dir {state}", flush=True)
+    cmd = [str(BIN / "exkernel"), "run", "--config", "config/sim.toml", "--state-dir",
+           str(state), *args]
+    print("+", " ".join(cmd), flush=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # the terminal sent SIGINT to the daemon too: let it drain
+            continue
+
+
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"test", "demo", "bench"}:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test", "demo", "bench"}:
         print(__doc__)
         return 2
     setup()
@@ -72,6 +94,8 @@ def main() -> int:
         return test(rest)
     if command == "demo":
         return demo(rest)
+    if command == "run":
+        return run_daemon(rest)
     return run(PY, "-m", "bench.run", *rest, check=False)
 
 

@@ -11,8 +11,9 @@ A venue adapter does three things, shaped after ccxt.pro (`watch_*` streams,
 * **Execute** (`place`, `amend`, `cancel`): carry one logged command to the venue, keyed by
   the kernel's client order id, and return its outcome as an event. A timeout is
   `CommandOutcomeUnknown`, never a guess; the kernel resolves it with `order`.
-* **Resync** (`instruments`, `balances`, `positions`, `open_orders`, `order`,
-  `fills_since`, `funding_since`): the kernel calls these after every (re)connect and
+* **Resync** (`instruments`, `leverage_settings`, `marks`, `balances`, `positions`,
+  `open_orders`, `order`, `fills_since`, `funding_since`, `transfers_since`): the kernel
+  calls these after every (re)connect and
   periodically as a backstop. Their answers overlap the stream at will: the log's dedup
   absorbs every repeat.
 
@@ -30,9 +31,12 @@ from events.facts import (
     BalanceReported,
     FundingSettled,
     InstrumentDefined,
+    LeverageSet,
+    MarkPriceObserved,
     OrderFilled,
     OrderStatusReported,
     PositionsReported,
+    TransferCompleted,
 )
 from events.orders import (
     AmendOrder,
@@ -77,6 +81,12 @@ class Venue(abc.ABC):
     async def instruments(self) -> list[InstrumentDefined]: ...
 
     @abc.abstractmethod
+    async def leverage_settings(self) -> list[LeverageSet]: ...
+
+    @abc.abstractmethod
+    async def marks(self) -> list[MarkPriceObserved]: ...
+
+    @abc.abstractmethod
     async def balances(self) -> BalanceReported: ...
 
     @abc.abstractmethod
@@ -95,3 +105,7 @@ class Venue(abc.ABC):
 
     @abc.abstractmethod
     async def funding_since(self, venue_ts: int) -> list[FundingSettled]: ...
+
+    @abc.abstractmethod
+    async def transfers_since(self, venue_ts: int) -> list[TransferCompleted]:
+        """Deposits and withdrawals with venue time >= `venue_ts`."""

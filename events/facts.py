@@ -8,6 +8,7 @@ Signs are from the account's point of view: funding > 0 was received.
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import ClassVar, Literal
 
@@ -34,6 +35,13 @@ def position_key(symbol: str, position_side: str) -> str:
 
 def key_symbol(key: str) -> str:
     return key.split(KEY_SEP, 1)[0]
+
+
+_digest_encoder = msgspec.json.Encoder(decimal_format="string")
+
+
+def _digest(content: object) -> str:
+    return hashlib.sha256(_digest_encoder.encode(content)).hexdigest()[:16]
 
 
 class VenueFact(EventBase, frozen=True, kw_only=True):
@@ -100,7 +108,8 @@ class MarkPriceObserved(VenueFact, frozen=True, kw_only=True, tag="mark_price_ob
 
     @property
     def dedup_key(self) -> str:
-        return key("mark", self.symbol, self.venue_ts)
+        # Two marks may share a millisecond; the price tells them apart.
+        return key("mark", self.symbol, self.venue_ts, self.price)
 
 
 class OrderFilled(VenueFact, frozen=True, kw_only=True, tag="order_filled"):
@@ -212,8 +221,13 @@ class BalanceReported(VenueFact, frozen=True, kw_only=True, tag="balance_reporte
             self._opt_decimal("margin.available", self.margin.available)
 
     @property
+    def content_digest(self) -> str:
+        """16 hex digits of the report's content: two reports in one millisecond differ."""
+        return _digest((self.balances, self.margin))
+
+    @property
     def dedup_key(self) -> str:
-        return key("balance", self.venue_ts)
+        return key("balance", self.venue_ts, self.content_digest)
 
 
 class ReportedPosition(
@@ -258,8 +272,13 @@ class PositionsReported(VenueFact, frozen=True, kw_only=True, tag="positions_rep
             self._opt_decimal(f"positions[{i}].leverage", p.leverage, positive=True)
 
     @property
+    def content_digest(self) -> str:
+        """16 hex digits of the report's content: two reports in one millisecond differ."""
+        return _digest(self.positions)
+
+    @property
     def dedup_key(self) -> str:
-        return key("positions", self.venue_ts)
+        return key("positions", self.venue_ts, self.content_digest)
 
 
 class FundingSettled(VenueFact, frozen=True, kw_only=True, tag="funding_settled"):

@@ -1,30 +1,42 @@
 """`exkernel`: the operator's command line.
 
-Exit status: 0 success; 1 `verify` found a fault; 2 usage error; 3 the log could not
-be read or written.
+Exit status: 0 success; 1 `verify` found a fault, or `status` found no running daemon;
+2 usage error; 3 the log could not be read or written; 77 the venue rejected the
+credentials; 78 a configuration error. systemd restarts on none of 77 and 78.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
+import structlog
 
 from events.codec import KINDS, Event, decode
 from events.control import quarantine
 from events.log import EventLog
 from kernel import money
-from kernel.errors import LogError
+from kernel.config import (
+    EXIT_CONFIG,
+    EXIT_CREDENTIALS,
+    load_config,
+    load_secrets,
+    resolve_state_dir,
+)
+from kernel.errors import ConfigError, CredentialsRejected, LogError
 from kernel.reconcile import ReconcileConfig
 from kernel.render import event_line, snapshot_summary
 from kernel.replay import load_state
 from kernel.snapshot import project
+from kernel.status import read_status
 from kernel.verify import verify
 from kernel.writer import BatchResult, Writer
 
@@ -147,6 +159,76 @@ async def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from adapters.factory import make_venue
+    from kernel import logs
+    from kernel.daemon import Daemon
+    from kernel.metrics import Metrics
+
+    try:
+        cfg = load_config(args.config)
+        secrets = load_secrets(cfg)
+        logs.configure(args.log_level or cfg.kernel.log_level)
+        venue = make_venue(cfg, secrets)
+    except ConfigError as e:
+        print(f"exkernel: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    state_dir = args.state_dir or resolve_state_dir(cfg)
+    metrics = Metrics()
+    log = structlog.get_logger("exkernel")
+    if cfg.metrics.enabled:
+        try:
+            port = metrics.serve(cfg.metrics.host, cfg.metrics.port)
+        except OSError as e:
+            print(f"exkernel: metrics.port {cfg.metrics.port} on {cfg.metrics.host} is not"
+                  f" available ({e.strerror}); set another port or metrics.enabled = false",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+        log.info("metrics", url=f"http://{cfg.metrics.host}:{port}/metrics")
+    log.info("starting", config=str(args.config or "(built-in sim defaults)"),
+             state_dir=str(state_dir), venue=cfg.venue.kind)
+    try:
+        return asyncio.run(Daemon(cfg, venue, state_dir, metrics=metrics).run())
+    except CredentialsRejected as e:
+        log.error("credentials rejected", error=str(e))
+        return EXIT_CREDENTIALS
+    finally:
+        metrics.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        state_dir = args.state_dir or resolve_state_dir(load_config(args.config))
+    except ConfigError as e:
+        print(f"exkernel: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    status, alive = read_status(state_dir)
+    if status is None:
+        print(f"not running: no status in {state_dir}")
+        return EXIT_FAULT
+    since = datetime.fromtimestamp(status.started_at / 1e9, UTC).isoformat(timespec="seconds")
+    age = max(0.0, (time.time_ns() - status.updated_at) / 1e9)
+    state = "running" if alive and not status.stopping else "stopped"
+    print(f"{state} (pid {status.pid}) since {since}; status written {age:.1f} s ago")
+    print(f"venue {status.venue}: {'connected' if status.connected else 'disconnected'}"
+          f"{'' if status.ready else ' (not ready yet)'}")
+    print(f"last seq {status.last_seq}; verdict {status.verdict}")
+    for line in status.worst:
+        print(f"  {line}")
+    return 0 if state == "running" else EXIT_FAULT
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.path)
+    except ConfigError as e:
+        print(f"exkernel: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"OK: {args.path or '(built-in defaults)'}: venue {cfg.venue.kind},"
+          f" state dir {resolve_state_dir(cfg)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="exkernel",
@@ -192,6 +274,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("replay", "Re-fold the whole log from genesis and print events/s.")
     p.set_defaults(run=cmd_replay)
+
+    p = sub.add_parser("run", help="Run the kernel daemon (the embedded sim venue by default).",
+                       description="Run the kernel daemon: replay the log, connect the venue,"
+                                   " log its facts and reconcile, until SIGTERM or SIGINT.")
+    p.add_argument("--config", type=Path, help="a TOML config (default: config/sim.toml's"
+                                                " built-in defaults)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                   help="override the config's kernel.log_level")
+    p.add_argument("--state-dir", type=Path, help="override the config's kernel.state_dir")
+    p.set_defaults(run=cmd_run)
+
+    p = sub.add_parser("status", help="Is the daemon running, since when, its last seq,"
+                                      " venue connection and worst verdict.",
+                       description="Read the running daemon's status file. Exit 0 if it runs.")
+    p.add_argument("--config", type=Path, help="the daemon's config (to find its state dir)")
+    p.add_argument("--state-dir", type=Path, help="the daemon's state directory")
+    p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser("config", help="Configuration tools.", description="Configuration tools.")
+    config_sub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    c = config_sub.add_parser("check", help="Load a config and report the first error.",
+                              description="Load a config file and report the first error,"
+                                          " naming the file, the key and what was expected.")
+    c.add_argument("path", type=Path, nargs="?", help="the TOML file (default: built-in)")
+    c.set_defaults(run=cmd_config_check)
     return parser
 
 
@@ -199,7 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     money.install()
     try:
-        return int(asyncio.run(args.run(args)))
+        result = args.run(args)
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result)
     except LogError as e:
         print(f"exkernel: {e}", file=sys.stderr)
         return EXIT_LOG

@@ -7,7 +7,8 @@ Conventions (docs/ledger.md has worked examples):
   (for inverse contracts, the harmonic average, which keeps cost in coin exact),
   rounded half-even to 18 decimal places.
 * A reducing fill realizes `(px - avg_open) * q` for a long and `(avg_open - px) * q`
-  for a short, times the contract size; `avg_open` is unchanged. Inverse contracts
+  for a short, times the contract size, rounded to 18 places (no venue reports more);
+  `avg_open` is unchanged. Inverse contracts
   realize `(1/avg_open - 1/px) * q * cs` (long) in the base coin. A fill that crosses
   zero realizes only the closing part and opens the rest at the fill price.
 * `realized_pnl` is gross (price only); fees accumulate per currency; funding is signed
@@ -95,7 +96,7 @@ def trade(
     if inverse:
         realized = q18((ONE / pos.avg_open - ONE / px) * closing * cs * direction)
     else:
-        realized = (px - pos.avg_open) * closing * cs * direction
+        realized = q18((px - pos.avg_open) * closing * cs * direction)
     new_qty = old + q
     if new_qty == 0:
         avg = ZERO
@@ -209,7 +210,7 @@ def value(
         unrealized = q18((ONE / pos.avg_open - ONE / m) * pos.qty * cs)
     else:
         notional = abs(pos.qty) * cs * m
-        unrealized = (m - pos.avg_open) * pos.qty * cs
+        unrealized = q18((m - pos.avg_open) * pos.qty * cs)
     margin = notional if leverage is None else q18(notional / leverage)
     return Valuation(asset=inst.settle, notional=notional, unrealized_pnl=unrealized, margin=margin)
 

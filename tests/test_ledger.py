@@ -398,15 +398,15 @@ def test_the_cash_identity_stays_exact_after_a_rounded_average() -> None:
         buy("2", "101", fee="0.01"),  # avg 100.666666666666666667
         sell("1", "102.3", fee="0.01"),  # 102.3 − 100.666666666666666667 = 1.633333333333333333
         # (99.9 − 100.666666666666666667)·1.7 = −0.766666666666666667·1.7
-        #                                     = −1.3033333333333333339
+        #   = −1.3033333333333333339 → 18 places, half-even: −1.303333333333333334
         sell("1.7", "99.9", fee="0.01"),
     )
     k = s.k
-    # 1.633333333333333333 − 1.3033333333333333339 = 0.3299999999999999991
-    # (exactly 0.33 but for the average's rounding: 0.33 − 2.7·(1/3)·1e-18 ≈ 0.33 − 9e-19)
-    assert k.realized_pnl == {"USDT": D("0.3299999999999999991")}
-    # 1000.5 + 0.3299999999999999991 − 4·0.01
-    assert k.wallets == {"USDT": D("1000.7899999999999999991")}
+    # 1.633333333333333333 − 1.303333333333333334 = 0.329999999999999999
+    # (0.33 but for the roundings of the average and of the realized figure)
+    assert k.realized_pnl == {"USDT": D("0.329999999999999999")}
+    # 1000.5 + 0.329999999999999999 − 4·0.01
+    assert k.wallets == {"USDT": D("1000.789999999999999999")}
     with decimal.localcontext(prec=200):  # the identity's own sum must not round
         capital = k.transfers["USDT"] + k.realized_pnl["USDT"] - k.fees["USDT"]
     assert k.wallets["USDT"] == capital

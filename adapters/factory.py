@@ -1,0 +1,18 @@
+"""Build the configured venue adapter."""
+
+from __future__ import annotations
+
+from adapters.base import Venue
+from kernel.config import Config, Secrets
+from kernel.errors import ConfigError
+
+
+def make_venue(cfg: Config, secrets: Secrets) -> Venue:
+    if cfg.venue.kind == "sim":
+        from adapters.sim.venue import SimVenue
+
+        return SimVenue(cfg.venue.sim)
+    raise ConfigError(
+        f"venue.kind = {cfg.venue.kind!r}: the ccxt.pro adapter is not built yet;"
+        " use venue.kind = \"sim\""
+    )

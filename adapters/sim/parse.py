@@ -1,0 +1,310 @@
+"""Sim wire payload -> kernel events. Pure: no clock, no I/O.
+
+`parse(raw, fallback_ts)` decodes the JSON, reads the discriminator `e` (and, for
+`ACCOUNT_UPDATE`, the reason `a.m`), and dispatches through `_HANDLERS`. Anything that
+does not fit (bad JSON, a missing or mistyped field, NaN, a negative quantity, an unknown
+event type, a value the event schema refuses) becomes one `InputQuarantined` with the
+raw bytes and the reason: never an exception, never a zero. `fallback_ts` stamps a
+quarantined payload whose own event time is unreadable.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from adapters.sim import wire
+from events.codec import Event
+from events.control import quarantine
+from events.facts import (
+    AssetBalance,
+    BalanceReported,
+    FundingSettled,
+    InstrumentDefined,
+    InstrumentKind,
+    LeverageSet,
+    MarginReport,
+    MarkPriceObserved,
+    OrderFilled,
+    OrderStatusReported,
+    OrderType,
+    PositionsReported,
+    ReportedPosition,
+    TransferCompleted,
+    TransferDirection,
+)
+from kernel.errors import EventValidationError
+
+SOURCE = "sim"
+Msg = dict[str, Any]
+
+
+class ParseError(ValueError):
+    """The payload does not have the shape of the message it claims to be."""
+
+
+def _get(d: Msg, k: str, path: str) -> Any:
+    if not isinstance(d, dict):
+        raise ParseError(f"{path} must be an object, was {type(d).__name__}")
+    if k not in d:
+        raise ParseError(f"{path}.{k} is missing")
+    return d[k]
+
+
+def _str(d: Msg, k: str, path: str) -> str:
+    v = _get(d, k, path)
+    if not isinstance(v, str):
+        raise ParseError(f"{path}.{k} must be a string, was {v!r}")
+    return v
+
+
+def _int(d: Msg, k: str, path: str) -> int:
+    v = _get(d, k, path)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise ParseError(f"{path}.{k} must be a non-negative integer, was {v!r}")
+    return v
+
+
+def _bool(d: Msg, k: str, path: str) -> bool:
+    v = _get(d, k, path)
+    if not isinstance(v, bool):
+        raise ParseError(f"{path}.{k} must be a boolean, was {v!r}")
+    return v
+
+
+def _obj(d: Msg, k: str, path: str) -> Msg:
+    v = _get(d, k, path)
+    if not isinstance(v, dict):
+        raise ParseError(f"{path}.{k} must be an object, was {v!r}")
+    return v
+
+
+def _list(d: Msg, k: str, path: str) -> list[Any]:
+    v = _get(d, k, path)
+    if not isinstance(v, list):
+        raise ParseError(f"{path}.{k} must be a list, was {v!r}")
+    return v
+
+
+def _dec(d: Msg, k: str, path: str, *, nonneg: bool = False) -> Decimal:
+    v = _get(d, k, path)
+    if not isinstance(v, str):  # a JSON float has already lost its digits
+        raise ParseError(f"{path}.{k} must be a decimal string, was {v!r}")
+    try:
+        x = Decimal(v)
+    except decimal.InvalidOperation:
+        raise ParseError(f"{path}.{k} must be a decimal, was {v!r}") from None
+    if not x.is_finite():
+        raise ParseError(f"{path}.{k} must be finite, was {v!r}")
+    if nonneg and x < 0:
+        raise ParseError(f"{path}.{k} must be >= 0, was {v!r}")
+    return x
+
+
+def _price(d: Msg, k: str, path: str) -> Decimal | None:
+    """Binance writes an absent price as "0"."""
+    x = _dec(d, k, path, nonneg=True)
+    return x if x else None
+
+
+def _ts(msg: Msg) -> int:
+    return _int(msg, "E", "msg") * wire.NS_PER_MS
+
+
+def _pick(table: dict[str, Any], v: str, path: str) -> Any:
+    if v not in table:
+        raise ParseError(f"{path} has unknown value {v!r}")
+    return table[v]
+
+
+_ORDER_TYPES: dict[str, OrderType] = {w: t for t, w in wire.ORDER_TYPES.items()}  # type: ignore[misc]
+_STATUSES = {w: s for s, w in wire.STATUSES.items()}
+_KINDS: dict[str, InstrumentKind] = {w: k for k, w in wire.CONTRACT_TYPES.items()}  # type: ignore[misc]
+_SIDES = {"BUY": "buy", "SELL": "sell"}
+_TIFS = {"GTC": ("GTC", False), "IOC": ("IOC", False), "FOK": ("FOK", False),
+         "GTX": ("GTC", True)}
+
+
+def order_status(o: Msg, ts: int) -> OrderStatusReported:
+    """The order state in the `o` object of an `ORDER_TRADE_UPDATE`."""
+    tif, post_only = _pick(_TIFS, _str(o, "f", "o"), "o.f")
+    return OrderStatusReported(
+        venue_ts=ts,
+        symbol=_str(o, "s", "o"),
+        order_id=str(_int(o, "i", "o")),
+        client_order_id=_str(o, "c", "o") or None,
+        status=_pick(_STATUSES, _str(o, "X", "o"), "o.X"),
+        side=_pick(_SIDES, _str(o, "S", "o"), "o.S"),
+        order_type=_pick(_ORDER_TYPES, _str(o, "o", "o"), "o.o"),
+        qty=_dec(o, "q", "o", nonneg=True),
+        filled_qty=_dec(o, "z", "o", nonneg=True),
+        price=_price(o, "p", "o"),
+        trigger_price=_price(o, "sp", "o"),
+        avg_fill_price=_price(o, "ap", "o"),
+        time_in_force=tif,
+        reduce_only=_bool(o, "R", "o"),
+        post_only=post_only,
+    )
+
+
+def _order_update(msg: Msg) -> list[Event]:
+    ts = _ts(msg)
+    o = _obj(msg, "o", "msg")
+    status = order_status(o, ts)
+    if _str(o, "x", "o") != "TRADE":
+        return [status]
+    fill = OrderFilled(
+        venue_ts=_int(o, "T", "o") * wire.NS_PER_MS,
+        symbol=status.symbol,
+        trade_id=str(_int(o, "t", "o")),
+        order_id=status.order_id,
+        client_order_id=status.client_order_id,
+        side=status.side,
+        qty=_dec(o, "l", "o", nonneg=True),
+        price=_dec(o, "L", "o", nonneg=True),
+        fee=_dec(o, "n", "o"),
+        fee_currency=_str(o, "N", "o"),
+        liquidity="maker" if _bool(o, "m", "o") else "taker",
+        venue_realized_pnl=_dec(o, "rp", "o"),
+    )
+    return [fill, status]
+
+
+def _report(msg: Msg, a: Msg) -> list[Event]:
+    ts = _ts(msg)
+    balances = tuple(
+        AssetBalance(asset=_str(b, "a", "B[]"), wallet=_dec(b, "wb", "B[]"))
+        for b in _list(a, "B", "a")
+    )
+    margin = None
+    if "M" in a:
+        m = _obj(a, "M", "a")
+        margin = MarginReport(asset=_str(m, "a", "M"), used=_dec(m, "im", "M", nonneg=True),
+                              available=_dec(m, "ab", "M"))
+    positions = tuple(
+        ReportedPosition(
+            symbol=_str(p, "s", "P[]"),
+            qty=_dec(p, "pa", "P[]"),
+            entry_price=_dec(p, "ep", "P[]", nonneg=True),
+            mark_price=_dec(p, "mp", "P[]", nonneg=True),
+            unrealized_pnl=_dec(p, "up", "P[]"),
+            leverage=_dec(p, "l", "P[]", nonneg=True),
+        )
+        for p in _list(a, "P", "a")
+    )
+    return [
+        BalanceReported(venue_ts=ts, balances=balances, margin=margin),
+        PositionsReported(venue_ts=ts, positions=positions),
+    ]
+
+
+def _first(a: Msg, k: str) -> Msg:
+    items = _list(a, k, "a")
+    if len(items) != 1 or not isinstance(items[0], dict):
+        raise ParseError(f"a.{k} must hold exactly one object, held {len(items)}")
+    first: Msg = items[0]
+    return first
+
+
+def _funding(msg: Msg, a: Msg) -> list[Event]:
+    b = _first(a, "B")
+    return [FundingSettled(
+        venue_ts=_ts(msg),
+        symbol=_str(_first(a, "P"), "s", "P[0]"),
+        asset=_str(b, "a", "B[0]"),
+        amount=_dec(b, "bc", "B[0]"),
+        rate=_dec(a, "r", "a"),
+    )]
+
+
+def _transfer(msg: Msg, a: Msg) -> list[Event]:
+    b = _first(a, "B")
+    amount = _dec(b, "bc", "B[0]")
+    direction: TransferDirection = "deposit" if _str(a, "m", "a") == "DEPOSIT" else "withdrawal"
+    if (amount > 0) != (direction == "deposit"):
+        raise ParseError(f"a.B[0].bc {amount} has the wrong sign for a {direction}")
+    return [TransferCompleted(
+        venue_ts=_ts(msg), transfer_id=_str(a, "tid", "a"), asset=_str(b, "a", "B[0]"),
+        direction=direction, amount=abs(amount),
+    )]
+
+
+def _account_update(msg: Msg) -> list[Event]:
+    a = _obj(msg, "a", "msg")
+    reason = _str(a, "m", "a")
+    if reason == wire.FUNDING_REASON:
+        return _funding(msg, a)
+    if reason in wire.TRANSFER_REASONS:
+        return _transfer(msg, a)
+    return _report(msg, a)
+
+
+def _mark(msg: Msg) -> list[Event]:
+    return [MarkPriceObserved(venue_ts=_ts(msg), symbol=_str(msg, "s", "msg"),
+                              price=_dec(msg, "p", "msg"))]
+
+
+def _leverage(msg: Msg) -> list[Event]:
+    ac = _obj(msg, "ac", "msg")
+    return [LeverageSet(venue_ts=_ts(msg), symbol=_str(ac, "s", "ac"),
+                        leverage=_dec(ac, "l", "ac"))]
+
+
+def _filter(entry: Msg, kind: str, field: str) -> Decimal:
+    for f in _list(entry, "filters", "symbols[]"):
+        if isinstance(f, dict) and f.get("filterType") == kind:
+            return _dec(f, field, f"filters[{kind}]")
+    raise ParseError(f"symbols[].filters has no {kind}")
+
+
+def _exchange_info(msg: Msg) -> list[Event]:
+    ts = _ts(msg)
+    return [
+        InstrumentDefined(
+            venue_ts=ts,
+            symbol=_str(s, "symbol", "symbols[]"),
+            instrument_kind=_pick(_KINDS, _str(s, "contractType", "symbols[]"), "contractType"),
+            base=_str(s, "baseAsset", "symbols[]"),
+            quote=_str(s, "quoteAsset", "symbols[]"),
+            settle=_str(s, "marginAsset", "symbols[]"),
+            contract_size=_dec(s, "contractSize", "symbols[]"),
+            tick_size=_filter(s, "PRICE_FILTER", "tickSize"),
+            lot_size=_filter(s, "LOT_SIZE", "stepSize"),
+            min_notional=_filter(s, "MIN_NOTIONAL", "notional"),
+        )
+        for s in _list(msg, "symbols", "msg")
+    ]
+
+
+_HANDLERS: dict[str, Callable[[Msg], list[Event]]] = {
+    "ORDER_TRADE_UPDATE": _order_update,
+    "ACCOUNT_UPDATE": _account_update,
+    "markPriceUpdate": _mark,
+    "ACCOUNT_CONFIG_UPDATE": _leverage,
+    "EXCHANGE_INFO": _exchange_info,
+}
+
+
+def parse(raw: bytes, fallback_ts: int) -> list[Event]:
+    """The events in one raw wire payload, or one `InputQuarantined` saying why not."""
+    try:
+        msg = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+        return [quarantine(raw, source=SOURCE, reason=f"not JSON: {e}", venue_ts=fallback_ts)]
+    ts = fallback_ts
+    if isinstance(msg, dict) and isinstance(msg.get("E"), int) and 0 <= msg["E"] < 2**63 // 10**6:
+        ts = msg["E"] * wire.NS_PER_MS
+    if not isinstance(msg, dict) or not isinstance(msg.get("e"), str):
+        return [quarantine(raw, source=SOURCE, reason="no event type `e`", venue_ts=ts)]
+    handler = _HANDLERS.get(msg["e"])
+    if handler is None:
+        return [quarantine(raw, source=SOURCE, reason=f"unknown event type {msg['e']!r}",
+                           venue_ts=ts)]
+    try:
+        return handler(msg)
+    except (ParseError, EventValidationError) as e:
+        return [quarantine(raw, source=SOURCE, reason=f"{msg['e']}: {e}", venue_ts=ts)]
