@@ -108,8 +108,8 @@ class MarkPriceObserved(VenueFact, frozen=True, kw_only=True, tag="mark_price_ob
 
     @property
     def dedup_key(self) -> str:
-        # Two marks may share a millisecond; the price tells them apart.
-        return key("mark", self.symbol, self.venue_ts, self.price)
+        # Two marks may share a millisecond; the price (as written) tells them apart.
+        return key("mark", self.symbol, self.venue_ts, str(self.price))
 
 
 class OrderFilled(VenueFact, frozen=True, kw_only=True, tag="order_filled"):

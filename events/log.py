@@ -291,14 +291,15 @@ class EventLog:
             raise LogError(f"read failed: {e}") from e
 
     async def payloads(self, since: int = 0, until: int | None = None, chunk: int = 20000
-                       ) -> AsyncIterator[list[tuple[int, bytes]]]:
-        """(seq, payload) pairs in chunks: the fast path for replay."""
-        sql = "SELECT seq, payload FROM events WHERE seq > ? AND seq <= ? ORDER BY seq"
+                       ) -> AsyncIterator[list[tuple[int, bytes, str]]]:
+        """(seq, payload, dedup key) rows in chunks: the fast path for replay."""
+        sql = ("SELECT seq, payload, dedup_key FROM events WHERE seq > ? AND seq <= ?"
+               " ORDER BY seq")
         hi = until if until is not None else 2**63 - 1
         try:
             async with self._db.execute(sql, (since, hi)) as cur:
                 while batch := await cur.fetchmany(chunk):
-                    yield cast("list[tuple[int, bytes]]", batch)
+                    yield cast("list[tuple[int, bytes, str]]", batch)
         except sqlite3.Error as e:
             raise LogError(f"read failed: {e}") from e
 

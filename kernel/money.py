@@ -38,11 +38,11 @@ def install() -> None:
 
 
 def q18(x: Decimal) -> Decimal:
-    """`x` rounded half-even to 18 decimal places, written in its shortest plain form
-    (`60500`, not `60500.000000000000000000` or `6.05E+4`)."""
-    y = x.quantize(QUANTUM).normalize()
-    exponent = y.as_tuple().exponent
-    return y.quantize(ONE) if isinstance(exponent, int) and exponent > 0 else y
+    """`x` rounded half-even to 18 decimal places; when no digit is lost, `x` as written
+    in plain form (`60500`, not `60500.000000000000000000` or `6.05E+4`)."""
+    y = x.quantize(QUANTUM)
+    # Nothing rounded: keep `x`'s own digits (adding 0 turns 6.05E+4 into 60500).
+    return x + ZERO if y == x else y
 
 
 def require() -> None:

@@ -43,10 +43,10 @@ async def load_state(
                 raise CorruptLogError(f"checkpoint at seq {cp.seq} does not decode: {e}",
                                       seq=cp.seq) from e
     async for chunk in log.payloads(since=state.seq, until=until):
-        for seq, payload in chunk:
+        for seq, payload, key in chunk:
             try:
                 event = decode(payload)
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
                 raise CorruptLogError(f"event at seq {seq} does not decode: {e}", seq=seq) from e
-            state = fold(state, event, seq)
+            state = fold(state, event, seq, key)
     return state

@@ -97,14 +97,16 @@ class AccountState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 GENESIS = AccountState()
 
 
-def fold(state: AccountState, event: Event, seq: int) -> AccountState:
-    """The state after `event`, logged at `seq` (which must follow `state.seq`)."""
+def fold(state: AccountState, event: Event, seq: int, event_id: str | None = None
+         ) -> AccountState:
+    """The state after `event`, logged at `seq` (which must follow `state.seq`).
+    `event_id` is the event's dedup key, when the caller has it at hand."""
     if seq != state.seq + 1:
         raise InvariantViolation(f"fold expected seq {state.seq + 1}, got {seq}")
     s = msgspec.structs.replace(
         state,
         seq=seq,
-        event_id=event.dedup_key,
+        event_id=event.dedup_key if event_id is None else event_id,
         event_kind=type(event).__struct_config__.tag,
         event_ts=event.venue_ts,
         now=max(state.now, event.recv_ts),

@@ -50,7 +50,7 @@ async def verify(log: EventLog) -> VerifyReport:
             event = checked_row
             prev = row.hash
             try:
-                state = fold(state, event, row.seq)
+                state = fold(state, event, row.seq, row.dedup_key)
             except (KernelError, ArithmeticError) as e:
                 return report(Fault(row.seq, f"fold failed: {e}"))
             cp = checkpoints.get(row.seq)

@@ -130,7 +130,7 @@ class Writer:
                     continue
             if isinstance(ev, InputQuarantined) and ev.source != "dedup":
                 result.quarantined += 1
-            state = fold(state, ev, state.seq + 1)
+            state = fold(state, ev, state.seq + 1, key)
             snap = project(state, self.reconcile_config, snap)
             seen[key] = (state.seq, ev)
             accepted.append(ev)

@@ -109,7 +109,7 @@ async def test_rows_filter_by_range_and_kind(tmp_path: Path) -> None:
     assert [r async for r in log.rows(kinds=["order_filled"])] == []
     chunks = [c async for c in log.payloads(since=8)]
     await log.close()
-    assert [seq for c in chunks for seq, _ in c] == [9, 10]
+    assert [seq for c in chunks for seq, _, _ in c] == [9, 10]
 
 
 async def test_readonly_open_of_a_missing_log_is_a_clear_error(tmp_path: Path) -> None:
