@@ -16,6 +16,8 @@ Conventions (docs/ledger.md has worked examples):
   adjustments + realized - fees + funding, plus spot trade cash flows.
 * Spot fills move the base and quote wallets; their cost basis lives in `holdings`.
   A spot fee paid in the base coin reduces the base quantity.
+* Fills are booked in the venue's order (venue time, then trade id), whatever order they
+  arrive in: a late fill re-prices the fills after it (`kernel.position`).
 
 Every function here returns new values; nothing is mutated after construction.
 """
@@ -29,16 +31,9 @@ import msgspec
 
 from events.facts import InstrumentDefined, OrderFilled, position_key
 from kernel.money import ONE, ZERO, q18
+from kernel.position import Entry, Position, book, trade
 
-PositionSide = Literal["both", "long", "short"]
-
-
-class Position(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    symbol: str
-    position_side: PositionSide = "both"
-    qty: Decimal = ZERO
-    avg_open: Decimal = ZERO
-    realized_pnl: Decimal = ZERO
+__all__ = ["KLedger", "Position", "Valuation", "apply_fill", "refresh", "trade"]
 
 
 class Valuation(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -60,6 +55,8 @@ class KLedger(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     transfers: dict[str, Decimal] = {}
     adjustments: dict[str, Decimal] = {}
     positions: dict[str, Position] = {}
+    #: Each position key's (and spot holding's) recent fills in venue order (kernel.position).
+    journals: dict[str, tuple[Entry, ...]] = {}
     holdings: dict[str, Position] = {}
     marks: dict[str, Decimal] = {}
     leverage: dict[str, Decimal] = {}
@@ -75,43 +72,6 @@ class KLedger(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     open_positions: int = 0
 
 
-def trade(
-    pos: Position, q: Decimal, px: Decimal, inst: InstrumentDefined
-) -> tuple[Position, Decimal]:
-    """Apply a signed fill quantity `q` at `px`; return the new position and the realized PnL."""
-    old = pos.qty
-    cs = inst.contract_size
-    inverse = inst.instrument_kind == "inverse"
-    if old == 0 or (old > 0) == (q > 0):
-        new_qty = old + q
-        if not old:
-            avg = px
-        elif inverse:
-            avg = q18(abs(new_qty) / (abs(old) / pos.avg_open + abs(q) / px))
-        else:
-            avg = q18((pos.avg_open * abs(old) + px * abs(q)) / abs(new_qty))
-        return msgspec.structs.replace(pos, qty=new_qty, avg_open=avg), ZERO
-    closing = min(abs(q), abs(old))
-    direction = ONE if old > 0 else -ONE
-    if inverse:
-        realized = q18((ONE / pos.avg_open - ONE / px) * closing * cs * direction)
-    else:
-        realized = q18((px - pos.avg_open) * closing * cs * direction)
-    new_qty = old + q
-    if new_qty == 0:
-        avg = ZERO
-    elif (new_qty > 0) != (old > 0):
-        avg = px  # crossed zero: the remainder opens at the fill price
-    else:
-        avg = pos.avg_open
-    return (
-        msgspec.structs.replace(
-            pos, qty=new_qty, avg_open=avg, realized_pnl=pos.realized_pnl + realized
-        ),
-        realized,
-    )
-
-
 def _add(m: dict[str, Decimal], key: str, amount: Decimal) -> dict[str, Decimal]:
     out = dict(m)
     out[key] = out.get(key, ZERO) + amount
@@ -124,15 +84,20 @@ def apply_fill(
     inst: InstrumentDefined,
     instruments: dict[str, InstrumentDefined],
 ) -> tuple[KLedger, Decimal]:
-    """K after one admitted fill, and the fill's realized PnL (in the settlement asset)."""
+    """K after one admitted fill, and the fill's realized PnL (in the settlement asset).
+    A derivative fill is booked in the venue's order (`kernel.position.book`), so a late
+    one also re-prices the fills that followed it."""
     q = fill.qty if fill.side == "buy" else -fill.qty
     wallets = _add(k.wallets, fill.fee_currency, -fill.fee)
     fees = _add(k.fees, fill.fee_currency, fill.fee)
     if inst.instrument_kind == "spot":
         held = k.holdings.get(fill.symbol) or Position(symbol=fill.symbol)
-        held, realized = trade(held, q, fill.price, inst)
-        if fill.fee_currency == inst.base:  # a fee in the base coin shrinks the holding
-            held = msgspec.structs.replace(held, qty=held.qty - fill.fee)
+        shrink = fill.fee if fill.fee_currency == inst.base else ZERO  # fee in the base coin
+        journal, held, realized, _ = book(k.journals.get(fill.symbol, ()), held,
+                                          fill.venue_ts, fill.trade_id, q, fill.price, inst,
+                                          shrink)
+        journals = dict(k.journals)
+        journals[fill.symbol] = journal
         wallets = _add(wallets, inst.base, q)
         wallets = _add(wallets, inst.quote, -q * fill.price)
         holdings = dict(k.holdings)
@@ -140,25 +105,31 @@ def apply_fill(
             holdings.pop(fill.symbol, None)
         else:
             holdings[fill.symbol] = held
-        k = msgspec.structs.replace(k, wallets=wallets, fees=fees, holdings=holdings)
+        k = msgspec.structs.replace(k, wallets=wallets, fees=fees, holdings=holdings,
+                                    journals=journals)
         touched: tuple[str, ...] = (inst.base, inst.quote, fill.fee_currency)
         return refresh(k, instruments, touched=touched, symbols=()), realized
     key = position_key(fill.symbol, fill.position_side)
     pos = k.positions.get(key) or Position(symbol=fill.symbol, position_side=fill.position_side)
-    pos, realized = trade(pos, q, fill.price, inst)
+    journal, pos, realized, delta = book(
+        k.journals.get(key, ()), pos, fill.venue_ts, fill.trade_id, q, fill.price, inst
+    )
+    journals = dict(k.journals)
+    journals[key] = journal
     positions = dict(k.positions)
     if pos.qty == 0:
         positions.pop(key, None)
     else:
         positions[key] = pos
     realized_pnl = k.realized_pnl
-    if realized:
-        wallets = _add(wallets, inst.settle, realized)
-        realized_pnl = _add(realized_pnl, inst.settle, realized)
+    if delta:
+        wallets = _add(wallets, inst.settle, delta)
+        realized_pnl = _add(realized_pnl, inst.settle, delta)
     elif inst.settle not in realized_pnl:
         realized_pnl = _add(realized_pnl, inst.settle, ZERO)
     k = msgspec.structs.replace(
-        k, wallets=wallets, fees=fees, positions=positions, realized_pnl=realized_pnl
+        k, wallets=wallets, fees=fees, positions=positions, journals=journals,
+        realized_pnl=realized_pnl,
     )
     touched = (inst.settle, fill.fee_currency)
     return refresh(k, instruments, touched=touched, symbols=(fill.symbol,)), realized
@@ -245,11 +216,16 @@ def refresh(
     if valuations is not k.valuations:
         unrealized, notional, margin = dict(unrealized), dict(notional), dict(margin)
         for a in assets:
-            held = [v for v in valuations.values() if v.asset == a]
+            u = n = mg = ZERO
+            held = False
+            for v in valuations.values():
+                if v.asset == a:
+                    u += v.unrealized_pnl
+                    n += v.notional
+                    mg += v.margin
+                    held = True
             if held:
-                unrealized[a] = sum((v.unrealized_pnl for v in held), ZERO)
-                notional[a] = sum((v.notional for v in held), ZERO)
-                margin[a] = sum((v.margin for v in held), ZERO)
+                unrealized[a], notional[a], margin[a] = u, n, mg
             else:
                 unrealized.pop(a, None)
                 notional.pop(a, None)

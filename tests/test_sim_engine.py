@@ -312,7 +312,10 @@ def test_every_fact_lost_to_faults_comes_back_through_resync(seed: int) -> None:
     for g in truth.funding:
         funding[g.asset] = funding.get(g.asset, D(0)) + g.amount
     assert state.k.funding == funding
-    # Average cost is order-dependent: folded in the venue's order, K is the truth exactly.
+    # Folded in arrival order (late fills included), K is the truth exactly: each position
+    # key books its fills in the venue's order (kernel.position).
+    assert_k_is_truth(state, eng)
+    # And so it is folded in the venue's order.
     fills = sorted((e for e in recovered if isinstance(e, OrderFilled)),
                    key=lambda e: int(e.trade_id))
     others = [e for e in recovered if not isinstance(e, OrderFilled)]
@@ -331,9 +334,6 @@ def test_a_malformed_push_parses_to_a_quarantine_never_a_fact() -> None:
             assert isinstance(ev, InputQuarantined) and ev.source == "sim"
 
 
-@pytest.mark.xfail(strict=True, reason="kernel: average cost folds fills in arrival order, so "
-                   "a fill backfilled after a later one (drop + fills_since, or a reorder) "
-                   "leaves K's realized PnL and wallet off the venue's for good")
 def test_a_fill_recovered_after_a_later_fill_still_gives_the_truth() -> None:
     eng = started(paths=path(60000, 59990, 60020, 60030))
     eng.place(req("buy", "0.002", "limit", price=D(59995)), "a", T0)
