@@ -48,6 +48,7 @@ class KernelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     queue_size: Positive = 10_000
     batch_max: Positive = 1_000
     resync_every_s: Seconds = 30.0
+    resync_lookback_s: Seconds = 60.0
     status_every_s: Seconds = 5.0
 
 

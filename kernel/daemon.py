@@ -74,9 +74,10 @@ class Daemon:
         self.connected = False
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
-        self._fill_mark = 0
-        self._funding_mark = 0
-        self._transfer_mark = 0
+        # Resync asks for fills, funding and transfers with venue time >= `_since`: where
+        # the previous complete resync began, less a lookback. Never the newest fact seen:
+        # a dropped fill is older than the next one that arrives.
+        self._since = 0
         self._verdict: Verdict | None = None
         self._writer: Writer | None = None
 
@@ -107,9 +108,10 @@ class Daemon:
             checkpoint_every=self.cfg.kernel.checkpoint_every, publish=self._published,
         )
         self._writer = writer
-        self._fill_mark = await log.max_venue_ts("order_filled") or 0
-        self._funding_mark = await log.max_venue_ts("funding_settled") or 0
-        self._transfer_mark = await log.max_venue_ts("transfer_completed") or 0
+        lookback = int(self.cfg.kernel.resync_lookback_s * 1e9)
+        newest = max([await log.max_venue_ts(kind) or 0 for kind in
+                      ("order_filled", "funding_settled", "transfer_completed")])
+        self._since = max(0, newest - lookback) if newest else 0
         self.log.info("replayed", seq=writer.state.seq,
                       seconds=round(time.perf_counter() - started, 3), db=str(log.path))
         self.notifier.status(f"replayed {writer.state.seq} events; connecting")
@@ -193,12 +195,6 @@ class Daemon:
         """Called by the writer for each snapshot, after its events are committed."""
         self.hub.publish(snap)
         kind = snap.event_kind
-        if kind == "order_filled":
-            self._fill_mark = max(self._fill_mark, snap.event_ts)
-        elif kind == "funding_settled":
-            self._funding_mark = max(self._funding_mark, snap.event_ts)
-        elif kind == "transfer_completed":
-            self._transfer_mark = max(self._transfer_mark, snap.event_ts)
         if self.metrics is not None:
             self.metrics.events_total.labels(kind=kind).inc()
             if kind in ("balance_reported", "positions_reported"):
@@ -273,13 +269,16 @@ class Daemon:
             self.metrics.venue_connected.set(1 if up else 0)
 
     async def resync(self) -> None:
-        """Ask the venue for everything it knows since our watermarks; dedup absorbs repeats."""
+        """Ask the venue for everything since the previous resync began (less the lookback);
+        the log's dedup absorbs what the stream already delivered."""
         v = self.venue
+        started = self.clock()
+        since = self._since
         for inst in await v.instruments():
             await self._put(inst)
         for lev in await v.leverage_settings():
             await self._put(lev)
-        for transfer in await v.transfers_since(self._transfer_mark):
+        for transfer in await v.transfers_since(since):
             await self._put(transfer)
         for mark in await v.marks():
             await self._put(mark)
@@ -287,10 +286,11 @@ class Daemon:
         await self._put(await v.positions())
         for order in await v.open_orders():
             await self._put(order)
-        for fill in await v.fills_since(self._fill_mark):
+        for fill in await v.fills_since(since):
             await self._put(fill)
-        for funding in await v.funding_since(self._funding_mark):
+        for funding in await v.funding_since(since):
             await self._put(funding)
+        self._since = max(since, started - int(self.cfg.kernel.resync_lookback_s * 1e9))
 
     async def _resync_every(self, seconds: float) -> None:
         while True:

@@ -130,6 +130,11 @@ class SimEngine:
                 self._report_due = None
         self.now = max(self.now, now)
 
+    def quiet(self) -> None:
+        """From now on, no price moves, funding or trades: the venue goes quiet, as the
+        fault campaigns need to compare the kernel with its books. Due reports still go."""
+        self._next_tick = self._next_funding = self._next_trade = NEVER
+
     def _begin(self, now: int) -> None:
         cfg = self.config
         self._start = self.now = now
