@@ -47,7 +47,7 @@ def setup() -> None:
 
 def test(args: list[str]) -> int:
     run(BIN / "ruff", "check", ".")
-    run(BIN / "mypy", "kernel", "events")
+    run(BIN / "mypy", "kernel", "events", "adapters")
     return run(PY, "-m", "pytest", *args, check=False)
 
 
