@@ -1,13 +1,19 @@
 """The one tagged union of every event the kernel logs, and its prebuilt codec.
 
 JSON on the wire and in the log: `{"kind": "order_filled", ...}`, Decimals as
-strings. Decoding validates types and runs each event's `__post_init__` checks; any
-failure is a `msgspec.ValidationError` or `msgspec.DecodeError` whose message names
-the field.
+strings. `decode` is for input from outside (`exkernel ingest`, the API): it validates
+types, runs each event's `__post_init__` checks, and refuses what a lenient parser would
+quietly normalise (a key given twice, a decimal written `"1_000"`, `" 1"` or in
+non-ASCII digits). `decode_logged` reads the log's own bytes, which `encode` wrote.
+Every failure is a `msgspec.ValidationError` or `msgspec.DecodeError` whose message
+names the field.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import typing
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -82,13 +88,72 @@ def encode(event: Event) -> bytes:
     return _encoder.encode(event)
 
 
-def decode(data: bytes | str) -> Event:
-    """The event in `data`; raises `msgspec.DecodeError` or `msgspec.ValidationError`."""
+def decode_logged(data: bytes | str) -> Event:
+    """An event as the log stores it (written by `encode`): types and checks, no more."""
     try:
         event: Event = _decoder.decode(data)
     except UnicodeDecodeError as e:  # msgspec lets a bad byte inside a string through
         raise msgspec.DecodeError(f"JSON is not valid UTF-8: {e}") from e
     return event
+
+
+def decode(data: bytes | str) -> Event:
+    """An event from outside; raises `msgspec.DecodeError` or `msgspec.ValidationError`."""
+    event = decode_logged(data)
+    tree = json.loads(data, object_pairs_hook=_unique_keys)
+    _plain_decimals(tree, _DECIMALS[type(event)], type(event).__name__)
+    return event
+
+
+# A decimal as JSON writes a number: ASCII digits, no underscores, no spaces.
+_PLAIN = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\Z")
+_Paths: TypeAlias = dict[str, Any]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise msgspec.ValidationError(f"key {k!r} appears twice in one object")
+        out[k] = v
+    return out
+
+
+def _plain_decimals(tree: Any, paths: _Paths, where: str) -> None:
+    for name, spec in paths.items():
+        value = tree.get(name) if isinstance(tree, dict) else None
+        if value is None:
+            continue
+        if spec is Decimal:
+            if isinstance(value, str) and not _PLAIN.match(value):
+                raise msgspec.ValidationError(
+                    f"{where}.{name} must be written as a plain decimal (like \"1.25\"),"
+                    f" was {value!r}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                _plain_decimals(item, spec, f"{where}.{name}[{i}]")
+        else:
+            _plain_decimals(value, spec, f"{where}.{name}")
+
+
+def _decimal_paths(cls: type[Any]) -> _Paths:
+    """Where `cls` holds Decimals: field -> Decimal, or the paths inside a nested struct."""
+    out: _Paths = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        if name not in cls.__struct_fields__:
+            continue
+        for arg in (hint, *typing.get_args(hint), *(
+                a for t in typing.get_args(hint) for a in typing.get_args(t))):
+            if arg is Decimal:
+                out[name] = Decimal
+                break
+            if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+                out[name] = _decimal_paths(arg)
+                break
+    return out
+
+
+_DECIMALS: dict[type[Any], _Paths] = {t: _decimal_paths(t) for t in EVENT_TYPES}
 
 
 def identity(event: Event) -> Event:

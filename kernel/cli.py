@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from events.codec import KINDS, Event, decode
+from events.codec import KINDS, Event, decode, decode_logged
 from events.control import quarantine
 from events.log import EventLog
 from kernel import money
@@ -120,7 +120,7 @@ async def cmd_tail(args: argparse.Namespace) -> int:
                 if args.json:
                     sys.stdout.write(f'{{"seq":{row.seq},{row.payload.decode()[1:]}\n')
                 else:
-                    sys.stdout.write(event_line(row.seq, decode(row.payload)) + "\n")
+                    sys.stdout.write(event_line(row.seq, decode_logged(row.payload)) + "\n")
                 since = row.seq
             sys.stdout.flush()
             if not args.follow:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from events.codec import decode
+from events.codec import decode_logged as decode
 from events.log import EventLog
 from kernel import money
 from kernel.errors import CorruptLogError

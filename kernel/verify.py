@@ -12,7 +12,8 @@ import contextlib
 
 import msgspec
 
-from events.codec import Event, decode
+from events.codec import Event
+from events.codec import decode_logged as decode
 from events.log import GENESIS_HASH, EventLog, Row, chain
 from kernel import money
 from kernel.errors import KernelError

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from events.codec import Event, decode, encode, identity
+from events.codec import Event, encode, identity
+from events.codec import decode_logged as decode
 from events.control import InputQuarantined, quarantine
 from events.log import EventLog
 from kernel import money

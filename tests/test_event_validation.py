@@ -5,8 +5,7 @@ the matrix: for each field, each bad value is written into a copy of the example
 `events.codec.decode` must raise `msgspec.ValidationError` or `msgspec.DecodeError` whose
 message names the field. Test ids read `kind.field.case`.
 
-Cases marked xfail(strict=True) are schema bugs: the test states the correct behaviour,
-and will start failing (XPASS) once the schema is fixed, so the mark is removed then.
+The last section pins schema bugs found in review by the behaviour that fixed them.
 """
 
 from __future__ import annotations
@@ -587,7 +586,7 @@ def test_json_numbers_decode_exactly_from_their_text() -> None:
     assert str(event.price) == "0.1"  # type: ignore[union-attr]
 
 
-# --- schema bugs: the correct behaviour, marked xfail(strict) until fixed ----------------
+# --- schema bugs found in review, each pinned by the behaviour that fixed it -------------
 
 
 @pytest.mark.parametrize(
@@ -606,11 +605,6 @@ def test_non_utf8_inside_a_string_is_a_decode_error(line: bytes) -> None:
         decode(line)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema bug: Decimal strings are parsed by Python's Decimal(), which accepts "
-    "underscores, surrounding whitespace and non-ASCII digits, silently normalising them",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -627,10 +621,6 @@ def test_decimal_string_outside_json_number_grammar_is_refused(text: str) -> Non
                       "price": text}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema bug: a repeated JSON key is accepted and the last value silently wins",
-)
 def test_repeated_key_is_refused() -> None:
     line = (b'{"kind":"transfer_completed","venue_ts":1,"transfer_id":"t","asset":"USDT",'
             b'"direction":"deposit","amount":"5","amount":"5000"}')
