@@ -17,14 +17,19 @@ Two knobs of the bench, not of the kernel:
 
 * instruments: the sim floods at most one mark per instrument per venue millisecond (no two
   marks may share a dedup key), i.e. 1,000 × instruments per second; the default config's
-  two instruments cap the flood at 2,000/s. The bench uses `INSTRUMENTS` linear perpetuals.
+  two instruments cap the flood at 2,000/s. Each step uses `instrument_count(rate)` linear
+  perpetuals: 2 at 1k/s, up to 50. (Not more than needed: every 250 ms tick also pushes
+  one mark per instrument at once, a burst that shows in the latency.)
+* flood generation: `SimEngine.flood_marks` builds n × instruments marks to keep n; the
+  bench's venue replaces it with a version that builds only the n it returns (same stamps,
+  same order), so the load generator, which shares the daemon's event loop, costs less.
 * pace: the sim's clock task runs every `pace_s` (default its `tick_s`, 250 ms), so the
   flood arrives in bursts of rate × pace. The bench runs it every 1 ms (a smooth stream);
   one row at 1k/s keeps the default pace to show what bursts cost.
 
 Progress goes to stderr; a markdown table to stdout. A last section prints the top
-functions (own time) of a cProfile of the daemon at the highest rate (main thread only:
-SQLite's own work runs in aiosqlite's thread).
+functions (own time) of a cProfile of a step at the lowest saturating rate, and its own
+time by component (main thread only: SQLite's own work runs in aiosqlite's thread).
 """
 
 from __future__ import annotations
@@ -60,11 +65,12 @@ from kernel.metrics import Metrics
 from kernel.snapshot import AccountSnapshotV2
 
 OUT = Path(__file__).resolve().parent / "out"
-INSTRUMENTS = 50
+MAX_INSTRUMENTS = 50
 FAST_PACE_S = 0.001
 LATENCY_TARGET_MS = 2.0
-HEADER = ("| step | sync | pace ms | flood/s asked | offered/s | committed/s | CPU % | queue at end"
-          " | queue max | saturated | sim backlog | p50 ms | p99 ms | max ms | latencies |")
+HEADER = ("| step | sync | instr | pace ms | flood/s asked | offered/s | committed/s | CPU %"
+          " | queue at end | queue max | saturated | sim backlog | p50 ms | p99 ms | max ms"
+          " | latencies |")
 
 
 def progress(msg: str) -> None:
@@ -179,10 +185,17 @@ def instruments(n: int) -> tuple[SimInstrument, ...]:
         for i in range(n))
 
 
+def instrument_count(flood: int) -> int:
+    """Enough instruments for the rate (the flood's cap is 1,000 × instruments per second)
+    with room to spare, and no more: every `tick_s` (250 ms) the sim also pushes one mark
+    per instrument at once, a burst the writer takes as one batch."""
+    return max(2, min(MAX_INSTRUMENTS, -(-flood // 800)))
+
+
 def config(flood: int, sync: str) -> Config:
     base = load_config(None)
-    sim = SimConfig(instruments=instruments(INSTRUMENTS), trader=SimTrader(enabled=False),
-                    funding_interval_s=3600.0, flood_per_s=flood)
+    sim = SimConfig(instruments=instruments(instrument_count(flood)),
+                    trader=SimTrader(enabled=False), funding_interval_s=3600.0, flood_per_s=flood)
     return msgspec.structs.replace(
         base,
         kernel=msgspec.structs.replace(base.kernel, synchronous=sync),
@@ -236,15 +249,43 @@ async def run_step(name: str, flood: int, sync: str, pace_s: float, warmup: floa
     return step
 
 
+COMPONENTS = (
+    ("adapters/sim/", "sim venue: generator, faults, parse (adapters/sim)"),
+    ("/bench/", "bench hooks (bench/daemon_flood.py)"),
+    ("/kernel/", "kernel (writer, fold, project, daemon)"),
+    ("/events/", "events (codec, log, dedup keys)"),
+    ("aiosqlite", "aiosqlite, loop side"),
+    ("structlog", "structlog"),
+    ("prometheus_client", "prometheus_client"),
+    ("asyncio", "asyncio"),
+    ("~", "C builtins (decimal, msgspec, sqlite3 calls, select, ...)"),
+)
+
+
+def components(stats: pstats.Stats) -> str:
+    """Own time summed by where the function lives."""
+    total: dict[str, float] = {}
+    raw = stats.stats  # type: ignore[attr-defined]
+    for (path, _line, _name), (_cc, _nc, tt, _ct, _callers) in raw.items():
+        label = next((lbl for key, lbl in COMPONENTS if key in path), "other Python")
+        total[label] = total.get(label, 0.0) + tt
+    whole = sum(total.values()) or 1.0
+    lines = ["| component | own s | share |", "|---|---:|---:|"]
+    for label, tt in sorted(total.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {label} | {tt:.2f} | {100 * tt / whole:.0f}% |")
+    return "\n".join(lines)
+
+
 def fmt(x: float | None, spec: str = ".2f") -> str:
     return "" if x is None else format(x, spec)
 
 
 def table(steps: list[Step]) -> str:
-    lines = [HEADER, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [HEADER, "|---|---|" + "---:|" * 8 + "---|" + "---:|" * 5]
     for s in steps:
         lines.append(
-            f"| {s.name} | {s.sync} | {s.pace_s * 1000:g} | {s.flood:,} | {s.offered:,.0f}"
+            f"| {s.name} | {s.sync} | {instrument_count(s.flood)} | {s.pace_s * 1000:g}"
+            f" | {s.flood:,} | {s.offered:,.0f}"
             f" | {s.committed:,.0f} | {s.cpu_share:.0f} | {s.depth_end:,} | {s.depth_max:,}"
             f" | {'yes' if s.saturated else 'no'} | {s.backlog:,} | {fmt(s.pct(0.50))}"
             f" | {fmt(s.pct(0.99))} | {fmt(max(s.latencies) / 1e6 if s.latencies else None)}"
@@ -283,10 +324,11 @@ def header(args: argparse.Namespace, seconds: float) -> str:
         f"- date: {now}",
         f"- machine: {os.cpu_count()} CPUs, {platform.machine()}, {platform.platform()}",
         f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
-        f"- sim: {INSTRUMENTS} linear perpetuals (flood cap {INSTRUMENTS * 1000:,}/s),"
-        " trader disabled, no faults; default kernel config (queue_size 10,000, batch_max"
-        " 1,000) except `synchronous`; logs at info (JSON to /dev/null), metrics on (not"
-        f" served); window {seconds:g} s per step after a warm-up",
+        "- sim: `instr` linear perpetuals (the flood's cap is 1,000/s per instrument; one"
+        " mark each per 250 ms tick besides), trader disabled, no faults; default kernel"
+        " config (queue_size 10,000, batch_max 1,000) except `synchronous`; logs at info"
+        " (JSON to /dev/null), metrics on (not served);"
+        f" window {seconds:g} s per step after a warm-up",
     ])
 
 
@@ -313,7 +355,8 @@ async def main_async(args: argparse.Namespace, scratch: Path) -> None:
     print()
     print(summary(ramp, one_k))
     if args.profile:
-        rate = rates[-1]
+        sat = [s.flood for s in ramp if s.saturated]
+        rate = min(sat) if sat else rates[-1]
         progress(f"cProfile at flood {rate:,}/s, FULL")
         prof = cProfile.Profile()
         step = await run_step(f"profiled {rate // 1000}k", rate, "FULL", FAST_PACE_S, warmup,
@@ -329,6 +372,8 @@ async def main_async(args: argparse.Namespace, scratch: Path) -> None:
         text = out.getvalue()
         print(text[text.find("   ncalls"):].rstrip())
         print("```")
+        print()
+        print(components(pstats.Stats(prof)))
 
 
 def main() -> None:
