@@ -5,6 +5,7 @@ each once does. Through the real writer and a real SQLite file."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -38,7 +39,7 @@ async def ingest(db: Path, batches: list[list[Event]]) -> tuple[bytes, bytes, in
 
 def split(items: list[Event], cuts: list[int]) -> list[list[Event]]:
     bounds = sorted({c % (len(items) + 1) for c in cuts} | {0, len(items)})
-    return [items[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [items[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 @settings(max_examples=25, deadline=None)
