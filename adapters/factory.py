@@ -12,6 +12,10 @@ def make_venue(cfg: Config, secrets: Secrets) -> Venue:
         from adapters.sim.venue import SimVenue
 
         return SimVenue(cfg.venue.sim)
+    if cfg.venue.kind == "sim-remote":
+        from adapters.sim.remote import RemoteSimVenue
+
+        return RemoteSimVenue(cfg.venue.url)
     raise ConfigError(
         f"venue.kind = {cfg.venue.kind!r}: the ccxt.pro adapter is not built yet;"
         " use venue.kind = \"sim\""

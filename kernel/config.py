@@ -68,7 +68,11 @@ class CcxtProConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    kind: Literal["sim", "ccxtpro"] = "sim"
+    #: "sim": the simulated venue embedded in this process; "sim-remote": a simulated
+    #: venue served by `python -m adapters.sim.server` at `url`, whose account outlives
+    #: the kernel's restarts; "ccxtpro": a real venue.
+    kind: Literal["sim", "sim-remote", "ccxtpro"] = "sim"
+    url: str = ""
     sim: SimConfig = SimConfig()
     ccxtpro: CcxtProConfig = CcxtProConfig()
 
@@ -331,6 +335,9 @@ def _problems(cfg: Config) -> Iterator[tuple[str, str, Any]]:
     venue = cfg.venue
     if venue.kind == "ccxtpro" and not venue.ccxtpro.exchange:
         yield "venue.ccxtpro.exchange", "a ccxt.pro exchange id (venue.kind is 'ccxtpro')", ""
+    if venue.kind == "sim-remote" and not venue.url.startswith(("ws://", "wss://")):
+        yield "venue.url", "a ws:// URL of the sim venue server (venue.kind is 'sim-remote')", \
+            venue.url
     symbols = [i.symbol for i in venue.sim.instruments]
     if len(set(symbols)) != len(symbols):
         yield "venue.sim.instruments", "unique symbols", symbols

@@ -36,7 +36,7 @@ from kernel.errors import VenueUnavailable
 from kernel.hub import Hub
 from kernel.metrics import Metrics
 from kernel.notify import Notifier
-from kernel.reconcile import Verdict
+from kernel.reconcile import ReconcileResult, Verdict
 from kernel.snapshot import AccountSnapshotV2
 from kernel.status import Status, write_status
 from kernel.writer import BatchResult, Writer
@@ -79,6 +79,8 @@ class Daemon:
         # a dropped fill is older than the next one that arrives.
         self._since = 0
         self._verdict: Verdict | None = None
+        self._recorded: ReconcileResult | None = None
+        self._event_counters: dict[str, Any] = {}
         self._writer: Writer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -196,7 +198,11 @@ class Daemon:
         self.hub.publish(snap)
         kind = snap.event_kind
         if self.metrics is not None:
-            self.metrics.events_total.labels(kind=kind).inc()
+            counter = self._event_counters.get(kind)
+            if counter is None:
+                counter = self._event_counters[kind] = self.metrics.events_total.labels(
+                    kind=kind)
+            counter.inc()
             if kind in ("balance_reported", "positions_reported"):
                 self.metrics.last_venue_report_age_seconds.set(0)
         level = "info" if kind in _LOUD_KINDS else "debug"
@@ -216,9 +222,10 @@ class Daemon:
                 was=None if self._verdict is None else self._verdict.value,
                 checks=_not_ok(snap))
             self._verdict = verdict
-        if self.metrics is not None:
-            for c in snap.reconcile.checks:
-                self.metrics.reconcile_verdict.labels(rule=c.rule).set(c.verdict.rank)
+        if self.metrics is not None and snap.reconcile is not self._recorded:
+            # Snapshots share their result while no rule's inputs change.
+            self.metrics.record_reconcile(snap.reconcile)
+            self._recorded = snap.reconcile
 
     # -- the venue -----------------------------------------------------------------------
 

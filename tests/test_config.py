@@ -58,7 +58,7 @@ BAD = [
     ("[kernel]\nlog_level = 'verbose'\n", "kernel.log_level",
      "expected one of 'debug', 'info', 'warning', 'error', found 'verbose'"),
     ("[kernel]\nsynchronous = 'OFF'\n", "kernel.synchronous", "one of 'NORMAL', 'FULL'"),
-    ("[venue]\nkind = 'binance'\n", "venue.kind", "one of 'sim', 'ccxtpro'"),
+    ("[venue]\nkind = 'binance'\n", "venue.kind", "one of 'sim', 'sim-remote', 'ccxtpro'"),
     ("[metrics]\nenabled = 'yes'\n", "metrics.enabled", "expected a boolean"),
     ("[venue.ccxtpro]\nurl_override = 3\n", "venue.ccxtpro.url_override",
      "expected a string (or no key), found 3"),
