@@ -15,7 +15,7 @@ def make_venue(cfg: Config, secrets: Secrets) -> Venue:
     if cfg.venue.kind == "sim-remote":
         from adapters.sim.remote import RemoteSimVenue
 
-        return RemoteSimVenue(cfg.venue.url)
+        return RemoteSimVenue(cfg.venue.url, api_key=secrets.api_key)
     raise ConfigError(
         f"venue.kind = {cfg.venue.kind!r}: the ccxt.pro adapter is not built yet;"
         " use venue.kind = \"sim\""

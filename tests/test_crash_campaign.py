@@ -149,3 +149,40 @@ def test_kill_9_during_heavy_trading_loses_and_doubles_nothing(
            for c in snap["reconcile"][rule] if c["verdict"] != "OK"]
     assert not bad, bad
     assert snap["quarantined"] == 0, "a crash made the kernel see a conflict"
+
+
+def test_a_rejected_api_key_exits_77_and_a_good_one_connects(tmp_path: Path) -> None:
+    cfg = tmp_path / "kernel.toml"
+    cfg.write_text(CONFIG.format(state=tmp_path / "state", url="ws://127.0.0.1:1", seed=SEED))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "adapters.sim.server", "--config", str(cfg),
+         "--api-key-env", "SIM_EXPECTS"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "SIM_EXPECTS": "the-right-key"},
+    )
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().split()[1]
+        cfg.write_text(CONFIG.format(state=tmp_path / "state", url=f"ws://127.0.0.1:{port}",
+                                     seed=SEED))
+        run = [sys.executable, "-m", "kernel.cli", "run", "--config", str(cfg)]
+        wrong = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "EXKERNEL_API_KEY": "a-wrong-key"})
+        assert wrong.returncode == 77, wrong.stdout[-2000:] + wrong.stderr[-2000:]
+        assert "credentials rejected" in wrong.stdout + wrong.stderr
+        assert "a-wrong-key" not in wrong.stdout + wrong.stderr  # secrets never logged
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(tmp_path / "notify.sock"))
+        env = {**os.environ, "EXKERNEL_API_KEY": "the-right-key",
+               "NOTIFY_SOCKET": notify.getsockname()}
+        good = subprocess.Popen(run, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_ready(notify, timeout=30)
+        finally:
+            good.send_signal(signal.SIGTERM)
+            assert good.wait(timeout=15) == 0
+            notify.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)

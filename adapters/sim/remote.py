@@ -31,7 +31,7 @@ from events.facts import (
     TransferCompleted,
 )
 from events.orders import AmendOrder, CancelOrder, CommandOutcomeUnknown, PlaceOrder
-from kernel.errors import VenueUnavailable
+from kernel.errors import CredentialsRejected, VenueUnavailable
 
 _CLOSED = object()
 
@@ -46,13 +46,15 @@ class _Reply(msgspec.Struct, frozen=True):
 class RemoteSimVenue(Venue):
     name = "sim"
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, api_key: str | None = None, timeout_s: float = 5.0) -> None:
         self.url = url
+        self._api_key = api_key
         self.timeout_s = timeout_s
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[msgspec.Raw]] = {}
         self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._closing = False
         self._next_id = 0
 
     async def connect(self) -> None:
@@ -61,10 +63,20 @@ class RemoteSimVenue(Venue):
         except (OSError, WebSocketException, TimeoutError) as e:
             raise VenueUnavailable(f"cannot reach the sim venue at {self.url}: {e}") from e
         self._queue = asyncio.Queue()
+        self._closing = False
         self._reader = asyncio.create_task(self._read(self._ws))
-        await self._call("connect")
+        try:
+            await self._call("connect", api_key=self._api_key)
+        except VenueUnavailable as e:
+            if str(e).startswith("CredentialsRejected"):
+                await self.close()
+                raise CredentialsRejected(f"the sim venue at {self.url} refused the API key")\
+                    from e
+            raise
 
     async def close(self) -> None:
+        self._closing = True  # our own close ends `facts`; a dropped socket raises
+        self._queue.put_nowait(_CLOSED)
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
@@ -112,6 +124,8 @@ class RemoteSimVenue(Venue):
         while True:
             item = await self._queue.get()
             if item is _CLOSED:
+                if self._closing:
+                    return
                 raise VenueUnavailable("the sim venue closed the connection")
             yield cast(Event, item)
 

@@ -1,10 +1,13 @@
 """The simulated venue in a process of its own, so its account outlives the kernel's.
 
     python -m adapters.sim.server --config kernel.toml [--host 127.0.0.1] [--port 0]
+                                  [--api-key-env NAME]
 
 serves the `[venue.sim]` account of that config over one websocket on loopback and
-prints `listening PORT`. One client at a time (a new one replaces the old). Frames are
-JSON text, events in the kernel's own encoding:
+prints `listening PORT`. With `--api-key-env`, `connect` must present the key held in
+that environment variable, or it is refused as `CredentialsRejected`. One client at a
+time (a new one replaces the old). Frames are JSON text, events in the kernel's own
+encoding:
 
 * client → server: `{"id": 1, "op": "place", "args": {...}}`
 * server → client: `{"id": 1, "ok": ...}`, `{"id": 1, "error": "..."}`, or a pushed fact
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -63,8 +67,9 @@ def _raw(value: Any) -> Any:
 
 
 class SimServer:
-    def __init__(self, venue: SimVenue) -> None:
+    def __init__(self, venue: SimVenue, api_key: str | None = None) -> None:
         self.venue = venue
+        self._api_key = api_key
         self._pump: asyncio.Task[None] | None = None
         self._ops: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "place": lambda a: venue.place(_command(a, PlaceOrder)),
@@ -104,6 +109,10 @@ class SimServer:
             async for frame in ws:
                 req = msgspec.json.decode(frame, type=Request)
                 if req.op == "connect":
+                    if self._api_key is not None and req.args.get("api_key") != self._api_key:
+                        await ws.send(msgspec.json.encode(
+                            {"id": req.id, "error": "CredentialsRejected: invalid API key"}))
+                        continue
                     await self.venue.connect()
                     if self._pump is not None:
                         self._pump.cancel()
@@ -129,10 +138,10 @@ class SimServer:
             pass
 
 
-async def main(config: Path, host: str, port: int) -> None:
+async def main(config: Path, host: str, port: int, api_key: str | None) -> None:
     money.install()
     venue = SimVenue(load_config(config).venue.sim)
-    server = SimServer(venue)
+    server = SimServer(venue, api_key)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -151,5 +160,9 @@ if __name__ == "__main__":
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key-env", help="require the API key in this variable")
     ns = parser.parse_args()
-    asyncio.run(main(ns.config, ns.host, ns.port))
+    key = os.environ.get(ns.api_key_env) if ns.api_key_env else None
+    if ns.api_key_env and not key:
+        parser.error(f"${ns.api_key_env} is not set")
+    asyncio.run(main(ns.config, ns.host, ns.port, key))
