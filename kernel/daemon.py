@@ -81,6 +81,11 @@ class Daemon:
         self._verdict: Verdict | None = None
         self._recorded: ReconcileResult | None = None
         self._event_counters: dict[str, Any] = {}
+        self._last_report: float | None = None
+        if metrics is not None:  # computed when scraped, so it ages between reports
+            metrics.last_venue_report_age_seconds.set_function(
+                lambda: float("nan") if self._last_report is None
+                else time.monotonic() - self._last_report)
         self._writer: Writer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -172,16 +177,14 @@ class Daemon:
                 else:
                     batch.append(nxt)
             if batch:
-                t0 = time.perf_counter()
-                result = await writer.ingest(batch)
-                self._account(result, len(batch), time.perf_counter() - t0)
+                self._account(await writer.ingest(batch), len(batch))
             if time.monotonic() - last_ping >= ping_every:
                 self.notifier.watchdog()
                 last_ping = time.monotonic()
             if stop:
                 return
 
-    def _account(self, result: BatchResult, size: int, seconds: float) -> None:
+    def _account(self, result: BatchResult, size: int) -> None:
         m = self.metrics
         if m is None:
             return
@@ -189,7 +192,8 @@ class Daemon:
         m.conflicts_total.inc(result.conflicts)
         m.quarantined_total.inc(result.quarantined)
         m.commit_batch_size.observe(size)
-        m.commit_seconds.observe(seconds)
+        m.fold_seconds.observe(result.fold_seconds)
+        m.commit_seconds.observe(result.commit_seconds)
         m.queue_depth.set(self.queue.qsize())
         m.last_seq.set(result.last_seq)
 
@@ -204,7 +208,7 @@ class Daemon:
                     kind=kind)
             counter.inc()
             if kind in ("balance_reported", "positions_reported"):
-                self.metrics.last_venue_report_age_seconds.set(0)
+                self._last_report = time.monotonic()
         level = "info" if kind in _LOUD_KINDS else "debug"
         getattr(self.log, level)("event", seq=snap.seq, kind=kind,
                                  event_id=snap.source_event_id,

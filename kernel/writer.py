@@ -10,6 +10,7 @@ writer's state is as before the batch, because states are immutable values.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import msgspec
@@ -35,6 +36,9 @@ class BatchResult(msgspec.Struct, kw_only=True):
     conflicts: int = 0
     quarantined: int = 0
     last_seq: int = 0
+    #: Seconds spent screening, folding and projecting (no I/O), and committing.
+    fold_seconds: float = 0.0
+    commit_seconds: float = 0.0
 
     def add(self, other: BatchResult) -> None:
         self.appended += other.appended
@@ -42,6 +46,8 @@ class BatchResult(msgspec.Struct, kw_only=True):
         self.conflicts += other.conflicts
         self.quarantined += other.quarantined
         self.last_seq = other.last_seq
+        self.fold_seconds += other.fold_seconds
+        self.commit_seconds += other.commit_seconds
 
 
 class Writer:
@@ -93,6 +99,7 @@ class Writer:
         """Log and fold one batch, all or nothing. Raises `LogError` if the log failed."""
         now = self._clock()
         stamped = [e if e.recv_ts else msgspec.structs.replace(e, recv_ts=now) for e in events]
+        started = time.perf_counter()
         keys = [e.dedup_key for e in stamped]
         logged = await self.log.lookup(keys)
         seen: dict[str, tuple[int, Event]] = {}
@@ -138,12 +145,15 @@ class Writer:
             accepted_keys.append(key)
             snaps.append(snap)
         result.last_seq = state.seq
+        result.fold_seconds = time.perf_counter() - started
         if not accepted:
             return result
         checkpoint = None
         if state.seq - self._last_checkpoint >= self._checkpoint_every:
             checkpoint = (state.seq, encode_state(state))
+        started = time.perf_counter()
         await self.log.append(accepted, checkpoint, accepted_keys)
+        result.commit_seconds = time.perf_counter() - started
         self.state, self.snapshot = state, snap
         if checkpoint is not None:
             self._last_checkpoint = state.seq

@@ -133,6 +133,12 @@ def test_metrics_endpoint_serves_kernel_metrics(
         assert url is not None
         body = urllib.request.urlopen(url, timeout=5).read().decode()
         assert "exkernel_events_total" in body and "exkernel_venue_connected 1.0" in body
+        values = {line.split()[0]: float(line.split()[1]) for line in body.splitlines()
+                  if line and not line.startswith("#")}
+        assert values["exkernel_fold_seconds_count"] > 0
+        assert values["exkernel_commit_seconds_count"] > 0
+        age = values["exkernel_last_venue_report_age_seconds"]
+        assert 0 <= age < 5, age  # reports came, and the gauge ages between them
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
