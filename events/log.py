@@ -181,9 +181,9 @@ class EventLog:
                 chunk = wanted[i : i + _LOOKUP_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT dedup_key, seq, payload FROM events WHERE dedup_key IN ({marks})"
-                async with self._db.execute(sql, chunk) as cur:
-                    for key, seq, payload in await cur.fetchall():
-                        found[key] = (seq, payload)
+                # One round trip to aiosqlite's thread (execute + fetch + close: three).
+                for key, seq, payload in await self._db.execute_fetchall(sql, chunk):
+                    found[key] = (seq, payload)
         except sqlite3.Error as e:
             raise LogError(f"dedup lookup failed: {e}") from e
         return found
