@@ -20,7 +20,7 @@ from typing import Literal
 
 import msgspec
 
-from kernel.ledger import KLedger
+from kernel.ledger import KLedger, value
 from kernel.money import ZERO
 from kernel.state import AccountState, Moment
 from kernel.venue import VenueView
@@ -246,6 +246,14 @@ def r5_margin(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
         return tuple(_unknown("R5", a, v) for a, v in sorted(s.k.used_margin.items()))
     k = s.k.used_margin.get(m.asset, ZERO)
     late = pending(s.asset_moved.get(m.asset), s.e.balances_ts, s.now, cfg.settle_window_ns)
+    d = abs(k - m.used)
+    if d > cfg.capital_epsilon and late is None and d <= max(k, m.used) * cfg.mark_staleness_factor:
+        # K values margin at its own, newer marks. If K's positions at the venue's marks
+        # give the venue's figure, the marks explain the difference, not the leverage.
+        at_venue = _margin_at_venue_marks(s, m.asset)
+        if at_venue is not None and abs(at_venue - m.used) <= cfg.capital_epsilon:
+            return (Check(rule="R5", subject=m.asset, verdict=Verdict.WARN, kernel=k,
+                          venue=m.used, reason="MARK_STALENESS"),)
     return (
         _banded(
             "R5",
@@ -258,6 +266,24 @@ def r5_margin(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
             "LEVERAGE_ROUNDING",
         ),
     )
+
+
+def _margin_at_venue_marks(s: AccountState, asset: str) -> Decimal | None:
+    """K's used margin in `asset` with each position at the venue's reported mark; None
+    when the venue has not reported a mark for one of them."""
+    reported = s.e.positions
+    if reported is None:
+        return None
+    total = ZERO
+    for key, pos in s.k.positions.items():
+        inst = s.instruments[pos.symbol]
+        if inst.settle != asset:
+            continue
+        ep = reported.get(key)
+        if ep is None or ep.mark_price is None:
+            return None
+        total += value(pos, inst, ep.mark_price, s.k.leverage.get(pos.symbol)).margin
+    return total
 
 
 def r6_open_keys(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
@@ -335,7 +361,7 @@ def reconcile(
         )
         r5 = (
             p.r5
-            if k.positions is pk.positions
+            if same_positions
             and k.used_margin is pk.used_margin
             and e.balances is pe.balances
             and _live(p.r5, now)

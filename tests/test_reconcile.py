@@ -533,3 +533,21 @@ def test_project_reuse_re_runs_r3_after_a_lot_size_change() -> None:
         prev = project(s, CFG, prev)
         assert prev.reconcile == reconcile(s, CFG)
     assert verdict_reason(prev.reconcile, "R3", "BTCUSDT") == (Verdict.ERROR, "MISMATCH")
+
+
+def test_r5_names_mark_staleness_when_the_venues_marks_explain_the_gap() -> None:
+    # The venue reported at mark 31000: used margin 2·31000/10 = 6200. K has since seen
+    # mark 31050: 2·31050/10 = 6210. At the venue's marks K's margin is 6200 exactly, and
+    # 10 ≤ 6210·0.003 = 18.63: the marks explain it, not the leverage (whose band is 2).
+    s = base(balances("9988", used="6200"), positions(pos("2", "31000")),
+             MarkPriceObserved(venue_ts=0, symbol="BTCUSDT", price=D("31050")))
+    c = only(reconcile(s, CFG), "R5", "USDT")
+    assert seen(c) == want(Verdict.WARN, "MARK_STALENESS", "6210", "6200")
+
+
+def test_r5_a_gap_beyond_the_staleness_band_is_still_an_error() -> None:
+    # Mark 31100: K 6220 against 6200; 20 > 6220·0.003 = 18.66, and 20 > 2.
+    s = base(balances("9988", used="6200"), positions(pos("2", "31000")),
+             MarkPriceObserved(venue_ts=0, symbol="BTCUSDT", price=D("31100")))
+    c = only(reconcile(s, CFG), "R5", "USDT")
+    assert seen(c) == want(Verdict.ERROR, "MISMATCH", "6220", "6200")
