@@ -174,3 +174,28 @@ async def test_commands_while_disconnected_raise_unavailable() -> None:
     v = fast(quiet())
     with pytest.raises(VenueUnavailable):
         await v.place(place(ContractMarket("BTCUSDT", D("0.002"), D(30000), D("0.0015"))))
+
+
+async def test_a_consumer_that_falls_behind_is_dropped_not_buffered_without_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import adapters.sim.venue as sim_venue
+
+    monkeypatch.setattr(sim_venue, "MAX_BACKLOG", 50)
+    v = fast(quiet(flood_per_s=100_000))
+    await v.connect()
+    try:
+        for _ in range(200):  # nobody reads `facts()` while the venue keeps pushing
+            if not v._connected:
+                break
+            await asyncio.sleep(0)
+        assert not v._connected, "the venue dropped the slow consumer"
+        backlog = v._queue.qsize()
+        assert backlog <= 50 + 100, backlog  # bounded: one step's pushes past the limit
+        with pytest.raises(VenueUnavailable, match="slow consumer"):
+            async for _ in v.facts():
+                pass
+        await v.connect()  # and the account is there for the next connection
+        assert v._connected
+    finally:
+        await v.close()

@@ -62,6 +62,9 @@ from kernel.errors import VenueUnavailable
 Clock = Callable[[], int]
 _DISCONNECT = object()
 _CLOSED = object()
+_SLOW = object()
+#: Pushes waiting for a consumer before the venue drops it as too slow.
+MAX_BACKLOG = 50_000
 E = TypeVar("E", bound=Event)
 
 
@@ -127,6 +130,9 @@ class SimVenue(Venue):
                 return
             if item is _DISCONNECT:
                 raise VenueUnavailable("sim: injected disconnect")
+            if item is _SLOW:
+                raise VenueUnavailable(f"sim: dropped a slow consumer ({MAX_BACKLOG} pushes"
+                                       " waiting)")
             assert isinstance(item, bytes)
             for event in parse(item, self._clock()):
                 yield event
@@ -143,6 +149,12 @@ class SimVenue(Venue):
             if self._next_disconnect is not None and now >= self._next_disconnect:
                 self._connected = False
                 self._queue.put_nowait(_DISCONNECT)
+                return
+            if self._queue.qsize() > MAX_BACKLOG:
+                # Like a real venue, drop a consumer that cannot keep up rather than
+                # buffer for it without end; its resync recovers what it missed.
+                self._connected = False
+                self._queue.put_nowait(_SLOW)
                 return
             await asyncio.sleep(self._pace)
 
