@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from bench import workload
 from bench.measure import Measurement, Stopwatch
-from events.codec import decode, encode
+from events.codec import decode_logged as decode
+from events.codec import encode
 from kernel.reconcile import ReconcileConfig
 from kernel.snapshot import AccountSnapshotV2, project
 from kernel.state import GENESIS, AccountState, fold

@@ -169,6 +169,14 @@ def apply_leverage(
                    symbols=(symbol,))
 
 
+def notional(qty: Decimal, inst: InstrumentDefined, mark: Decimal) -> Decimal:
+    """Open notional of `qty` contracts at `mark`, in the settlement asset: |q|·cs·mark,
+    or |q|·cs/mark for an inverse contract (the same formula for K and for E)."""
+    if inst.instrument_kind == "inverse":
+        return q18(abs(qty) * inst.contract_size / mark)
+    return abs(qty) * inst.contract_size * mark
+
+
 def value(
     pos: Position, inst: InstrumentDefined, mark: Decimal | None, leverage: Decimal | None
 ) -> Valuation:
@@ -177,13 +185,12 @@ def value(
     m = pos.avg_open if mark is None else mark
     cs = inst.contract_size
     if inst.instrument_kind == "inverse":
-        notional = q18(abs(pos.qty) * cs / m)
         unrealized = q18((ONE / pos.avg_open - ONE / m) * pos.qty * cs)
     else:
-        notional = abs(pos.qty) * cs * m
         unrealized = q18((m - pos.avg_open) * pos.qty * cs)
-    margin = notional if leverage is None else q18(notional / leverage)
-    return Valuation(asset=inst.settle, notional=notional, unrealized_pnl=unrealized, margin=margin)
+    n = notional(pos.qty, inst, m)
+    margin = n if leverage is None else q18(n / leverage)
+    return Valuation(asset=inst.settle, notional=n, unrealized_pnl=unrealized, margin=margin)
 
 
 def refresh(

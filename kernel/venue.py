@@ -18,7 +18,8 @@ from events.facts import (
     PositionsReported,
     ReportedPosition,
 )
-from kernel.money import ZERO, q18
+from kernel import ledger
+from kernel.money import ZERO
 
 
 class VenueView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -54,11 +55,7 @@ def apply_positions(
         if p.mark_price is None:
             unmarked.add(a)
             continue
-        if inst.instrument_kind == "inverse":
-            n = q18(abs(p.qty) * inst.contract_size / p.mark_price)
-        else:
-            n = abs(p.qty) * inst.contract_size * p.mark_price
-        notional[a] = notional.get(a, ZERO) + n
+        notional[a] = notional.get(a, ZERO) + ledger.notional(p.qty, inst, p.mark_price)
     return msgspec.structs.replace(
         e,
         positions=positions,
