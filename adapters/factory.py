@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapters.base import Venue
-from kernel.config import Config, Secrets
+from kernel.daemon.config import Config, Secrets
 from kernel.errors import ConfigError
 
 

@@ -62,10 +62,11 @@ from adapters.sim.config import SimConfig, SimInstrument, SimTrader
 from adapters.sim.venue import SimVenue
 from adapters.sim.wire import Msg
 from events.codec import Event
-from kernel import logs, money
-from kernel.config import Config, load_config
-from kernel.daemon import Daemon
-from kernel.metrics import Metrics
+from kernel import money
+from kernel.daemon import logs
+from kernel.daemon.config import Config, load_config
+from kernel.daemon.metrics import Metrics
+from kernel.daemon.service import Daemon
 from kernel.snapshot import AccountSnapshotV2
 
 OUT = Path(__file__).resolve().parent / "out"

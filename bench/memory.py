@@ -21,7 +21,7 @@ from bench import workload
 from bench.measure import Measurement, Stopwatch, rss_bytes
 from events.log import EventLog
 from kernel import money
-from kernel.writer import Writer
+from kernel.daemon.writer import Writer
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024

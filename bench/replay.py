@@ -20,8 +20,8 @@ from bench import workload
 from bench.measure import Measurement, Stopwatch
 from bench.stores import BATCH
 from events.log import EventLog
-from kernel.replay import load_state
-from kernel.writer import Writer
+from kernel.daemon.replay import load_state
+from kernel.daemon.writer import Writer
 
 ROOT = Path(__file__).resolve().parent.parent
 _CLI_LINE = re.compile(r"replayed (\d+) events in ([\d.]+) s")
@@ -81,7 +81,7 @@ async def replay_in_process(path: Path, n: int) -> Measurement:
 
 def exkernel() -> list[str]:
     script = Path(sys.executable).with_name("exkernel")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "kernel.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "kernel.cli.main"]
 
 
 def replay_cli(path: Path, n: int) -> Measurement:

@@ -39,7 +39,7 @@ from bench import workload
 from bench.measure import Measurement, Stopwatch
 from events.codec import Event, encode
 from events.log import GENESIS_HASH, EventLog, chain
-from kernel.writer import Writer
+from kernel.daemon.writer import Writer
 
 BATCH = 1000
 

@@ -10,13 +10,18 @@ many kernels cut off together do not reconnect in lockstep. A delay never exceed
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, Protocol
 
 from kernel.errors import ConfigError, CredentialsRejected, VenueUnavailable
 
 Decision = Literal["retry", "fatal"]
+
+
+class Rng(Protocol):
+    """What `backoff` needs of a random source (`random.Random` has it)."""
+
+    def uniform(self, a: float, b: float, /) -> float: ...
 
 
 def backoff(
@@ -25,7 +30,7 @@ def backoff(
     max_delay: float = 30.0,
     jitter: float = 0.2,
     *,
-    rng: random.Random,
+    rng: Rng,
 ) -> Iterator[float]:
     """Endless delays in seconds. `rng` is the only source of randomness (seed it in
     tests). Raises ValueError at once for a meaningless schedule."""
@@ -39,7 +44,7 @@ def backoff(
 
 
 def _delays(initial: float, factor: float, max_delay: float, jitter: float,
-            rng: random.Random) -> Iterator[float]:
+            rng: Rng) -> Iterator[float]:
     delay = initial
     while True:
         yield min(max_delay, delay * (1 + rng.uniform(-jitter, jitter)))

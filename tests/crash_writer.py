@@ -29,7 +29,7 @@ from bench.workload import events
 from events.codec import Event
 from events.log import EventLog
 from kernel import money
-from kernel.writer import Writer
+from kernel.daemon.writer import Writer
 
 CHECKPOINT_EVERY = 500
 

@@ -18,7 +18,7 @@ EXAMPLE = ROOT / "docs" / "examples" / "account.jsonl"
 
 def exk(*args: str | Path, input: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kernel.cli", *map(str, args)],
+        [sys.executable, "-m", "kernel.cli.main", *map(str, args)],
         capture_output=True, text=True, input=input, timeout=60, cwd=ROOT,
     )
 
@@ -94,7 +94,7 @@ def test_tail_filters_and_json(db: Path) -> None:
 
 def test_tail_follow_prints_new_appends(db: Path) -> None:
     exk("ingest", "--db", db, EXAMPLE)
-    proc = subprocess.Popen([sys.executable, "-m", "kernel.cli", "tail", "--db", str(db), "-f",
+    proc = subprocess.Popen([sys.executable, "-m", "kernel.cli.main", "tail", "--db", str(db), "-f",
                              "-n", "0"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         time.sleep(1.0)
@@ -126,7 +126,7 @@ def test_missing_log_is_a_log_error(tmp_path: Path) -> None:
 def test_default_db_follows_state_directory(tmp_path: Path) -> None:
     env = {**os.environ, "STATE_DIRECTORY": str(tmp_path)}
     env.pop("EXKERNEL_DB", None)
-    out = subprocess.run([sys.executable, "-m", "kernel.cli", "ingest", str(EXAMPLE)],
+    out = subprocess.run([sys.executable, "-m", "kernel.cli.main", "ingest", str(EXAMPLE)],
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "events.db").exists()
@@ -134,7 +134,7 @@ def test_default_db_follows_state_directory(tmp_path: Path) -> None:
 
 def test_ingest_of_undecodable_bytes_quarantines_them(db: Path) -> None:
     raw = b'{"kind":"venue_connected","venue_ts":1,"venue":"\xff"}\n'
-    out = subprocess.run([sys.executable, "-m", "kernel.cli", "ingest", "--db", str(db), "-"],
+    out = subprocess.run([sys.executable, "-m", "kernel.cli.main", "ingest", "--db", str(db), "-"],
                          input=raw, capture_output=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert b"quarantined 1" in out.stdout

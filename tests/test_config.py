@@ -1,4 +1,4 @@
-"""kernel/config.py: every bad config names the file, the key and what was expected."""
+"""kernel/daemon/config.py: every bad config names the file, the key and what was expected."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from kernel import config as config_module
-from kernel.config import (
+from kernel.daemon import config as config_module
+from kernel.daemon.config import (
     Config,
     Secrets,
     credential_name,

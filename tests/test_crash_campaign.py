@@ -77,7 +77,7 @@ def venue(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 def start_daemon(cfg: Path, notify: socket.socket) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NOTIFY_SOCKET": notify.getsockname()}
-    return subprocess.Popen([sys.executable, "-m", "kernel.cli", "run", "--config", str(cfg)],
+    return subprocess.Popen([sys.executable, "-m", "kernel.cli.main", "run", "--config", str(cfg)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
@@ -95,7 +95,7 @@ def wait_ready(notify: socket.socket, timeout: float) -> None:
 
 
 def exk(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kernel.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "kernel.cli.main", *map(str, args)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
@@ -165,7 +165,7 @@ def test_a_rejected_api_key_exits_77_and_a_good_one_connects(tmp_path: Path) -> 
         port = server.stdout.readline().split()[1]
         cfg.write_text(CONFIG.format(state=tmp_path / "state", url=f"ws://127.0.0.1:{port}",
                                      seed=SEED))
-        run = [sys.executable, "-m", "kernel.cli", "run", "--config", str(cfg)]
+        run = [sys.executable, "-m", "kernel.cli.main", "run", "--config", str(cfg)]
         wrong = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=60,
                                env={**os.environ, "EXKERNEL_API_KEY": "a-wrong-key"})
         assert wrong.returncode == 77, wrong.stdout[-2000:] + wrong.stderr[-2000:]

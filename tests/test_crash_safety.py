@@ -11,7 +11,7 @@ every kill holds the log to what the writer promised:
   seq the reference gives it.
 
 The workload's events carry `recv_ts` already (bench/workload.py) and the writer
-stamps only unstamped events (kernel/writer.py), so payloads, and with them the chain
+stamps only unstamped events (kernel/daemon/writer.py), so payloads, and with them the chain
 hashes, are deterministic; the `reference` fixture checks exactly that.
 """
 
@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 from bench.workload import events  # noqa: E402
 from events.codec import encode  # noqa: E402
 from events.log import Checkpoint, EventLog  # noqa: E402
+from kernel.daemon.verify import verify  # noqa: E402
 from kernel.errors import LogError  # noqa: E402
-from kernel.verify import verify  # noqa: E402
 
 CRASH_WRITER = ROOT / "tests" / "crash_writer.py"
 
@@ -105,7 +105,7 @@ def copy_db(src: Path, dst: Path) -> Path:
 
 def exkernel_verify(db: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kernel.cli", "verify", "--db", str(db)],
+        [sys.executable, "-m", "kernel.cli.main", "verify", "--db", str(db)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )
 

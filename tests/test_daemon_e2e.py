@@ -71,13 +71,13 @@ def notify(tmp_path: Path) -> Iterator[tuple[Notifications, str]]:
 def start(cfg: Path, notify_path: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "1000000"}
     return subprocess.Popen(
-        [sys.executable, "-m", "kernel.cli", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "kernel.cli.main", "run", "--config", str(cfg)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
 
 
 def exk(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kernel.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "kernel.cli.main", *map(str, args)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from adapters.sim.config import SimConfig, SimFaults, SimTrader
 from adapters.sim.venue import SimVenue
-from kernel.config import Config, load_config
-from kernel.daemon import Daemon
+from kernel.daemon.config import Config, load_config
+from kernel.daemon.service import Daemon
 from kernel.reconcile import Verdict
 
 

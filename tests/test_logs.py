@@ -1,4 +1,4 @@
-"""kernel/logs.py: what reaches stdout, in JSON and on a terminal, with secrets masked."""
+"""kernel/daemon/logs.py: what reaches stdout, in JSON and on a terminal, with secrets masked."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from kernel.logs import REDACTED, configure, is_secret_key
+from kernel.daemon.logs import REDACTED, configure, is_secret_key
 
 
 @pytest.fixture(autouse=True)

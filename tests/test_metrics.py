@@ -1,4 +1,4 @@
-"""kernel/metrics.py, scraped over real loopback HTTP and parsed as Prometheus text."""
+"""kernel/daemon/metrics.py, scraped over real loopback HTTP and parsed as Prometheus text."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from kernel.metrics import Metrics
+from kernel.daemon.metrics import Metrics
 from kernel.reconcile import Check, ReconcileResult, Rule, Verdict
 
 FAMILIES = {

@@ -1,4 +1,4 @@
-"""kernel/notify.py against real AF_UNIX datagram sockets, as systemd provides them."""
+"""kernel/daemon/notify.py against real AF_UNIX datagram sockets, as systemd provides them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from kernel.notify import Notifier
+from kernel.daemon.notify import Notifier
 
 
 @pytest.fixture

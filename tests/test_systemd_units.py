@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from kernel.config import EXIT_CONFIG, EXIT_CREDENTIALS, ApiConfig, Credentials, credential_name
+from kernel.daemon.config import (
+    EXIT_CONFIG,
+    EXIT_CREDENTIALS,
+    ApiConfig,
+    Credentials,
+    credential_name,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = {"exkernel.service": "exkernel.service", "exkernel@.service": "exkernel@acct1.service"}

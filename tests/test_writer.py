@@ -12,10 +12,10 @@ from events.codec import decode
 from events.control import InputQuarantined
 from events.facts import InstrumentDefined, MarkPriceObserved, OrderFilled, TransferCompleted
 from events.log import EventLog
+from kernel.daemon.replay import decode_state, encode_state, load_state
+from kernel.daemon.writer import Writer
 from kernel.errors import LogError
-from kernel.replay import decode_state, encode_state, load_state
 from kernel.snapshot import AccountSnapshotV2
-from kernel.writer import Writer
 
 T = 1_700_000_000_000_000_000
 

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from bench.workload import events
 from events.codec import Event
 from events.log import EventLog
-from kernel.replay import encode_state
-from kernel.writer import Writer
+from kernel.daemon.replay import encode_state
+from kernel.daemon.writer import Writer
 
 STREAM = list(events(120, seed=3))
 

@@ -38,7 +38,7 @@ from adapters.sim.venue import SimVenue
 from events.codec import decode_logged, encode
 from events.orders import AmendOrder, CancelOrder, PlaceOrder
 from kernel import money
-from kernel.config import load_config
+from kernel.daemon.config import load_config
 from kernel.errors import VenueUnavailable
 
 C = TypeVar("C", PlaceOrder, AmendOrder, CancelOrder)

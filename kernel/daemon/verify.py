@@ -16,8 +16,8 @@ from events.codec import Event
 from events.codec import decode_logged as decode
 from events.log import GENESIS_HASH, EventLog, Row, chain
 from kernel import money
+from kernel.daemon.replay import encode_state
 from kernel.errors import KernelError
-from kernel.replay import encode_state
 from kernel.state import GENESIS, fold
 
 

@@ -24,21 +24,21 @@ from events.codec import KINDS, Event, decode, decode_logged
 from events.control import quarantine
 from events.log import EventLog
 from kernel import money
-from kernel.config import (
+from kernel.cli.render import event_line, snapshot_summary
+from kernel.daemon.config import (
     EXIT_CONFIG,
     EXIT_CREDENTIALS,
     load_config,
     load_secrets,
     resolve_state_dir,
 )
+from kernel.daemon.replay import load_state
+from kernel.daemon.status import read_status
+from kernel.daemon.verify import verify
+from kernel.daemon.writer import BatchResult, Writer
 from kernel.errors import ConfigError, CredentialsRejected, LogError
 from kernel.reconcile import ReconcileConfig
-from kernel.render import event_line, snapshot_summary
-from kernel.replay import load_state
 from kernel.snapshot import project
-from kernel.status import read_status
-from kernel.verify import verify
-from kernel.writer import BatchResult, Writer
 
 EXIT_FAULT = 1
 EXIT_LOG = 3
@@ -161,9 +161,9 @@ async def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from adapters.factory import make_venue
-    from kernel import logs
-    from kernel.daemon import Daemon
-    from kernel.metrics import Metrics
+    from kernel.daemon import logs
+    from kernel.daemon.metrics import Metrics
+    from kernel.daemon.service import Daemon
 
     try:
         cfg = load_config(args.config)

@@ -21,8 +21,8 @@ from events.control import InputQuarantined, quarantine
 from events.log import EventLog
 from kernel import money
 from kernel.admit import admit
+from kernel.daemon.replay import encode_state, load_state
 from kernel.reconcile import ReconcileConfig
-from kernel.replay import encode_state, load_state
 from kernel.snapshot import AccountSnapshotV2, project
 from kernel.state import AccountState, fold
 

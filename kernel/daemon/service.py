@@ -31,15 +31,15 @@ from events.codec import Event
 from events.control import VenueConnected, VenueDisconnected
 from events.log import EventLog
 from kernel.backoff import backoff, classify
-from kernel.config import Config
+from kernel.daemon.config import Config
+from kernel.daemon.hub import Hub
+from kernel.daemon.metrics import Metrics
+from kernel.daemon.notify import Notifier
+from kernel.daemon.status import Status, write_status
+from kernel.daemon.writer import BatchResult, Writer
 from kernel.errors import VenueUnavailable
-from kernel.hub import Hub
-from kernel.metrics import Metrics
-from kernel.notify import Notifier
 from kernel.reconcile import ReconcileResult, Verdict
 from kernel.snapshot import AccountSnapshotV2
-from kernel.status import Status, write_status
-from kernel.writer import BatchResult, Writer
 
 _STOP = object()
 _LOUD_KINDS = frozenset({

@@ -1,0 +1,1 @@
+"""`exkernel`, the operator's command line (`kernel.cli.main:main`)."""
