@@ -11,7 +11,7 @@ A venue adapter does three things, shaped after ccxt.pro (`watch_*` streams,
 * **Execute** (`place`, `amend`, `cancel`): carry one logged command to the venue, keyed by
   the kernel's client order id, and return its outcome as an event. A timeout is
   `CommandOutcomeUnknown`, never a guess; the kernel resolves it with `order`.
-* **Resync** (`instruments`, `leverage_settings`, `marks`, `balances`, `positions`,
+* **Resync** (`instruments`, `assets`, `leverage_settings`, `marks`, `balances`, `positions`,
   `open_orders`, `order`, `fills_since`, `funding_since`, `transfers_since`): the kernel
   calls these after every (re)connect and
   periodically as a backstop. Their answers overlap the stream at will: the log's dedup
@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 
 from events.codec import Event
 from events.facts import (
+    AssetDefined,
     BalanceReported,
     FundingSettled,
     InstrumentDefined,
@@ -79,6 +80,11 @@ class Venue(abc.ABC):
 
     @abc.abstractmethod
     async def instruments(self) -> list[InstrumentDefined]: ...
+
+    async def assets(self) -> list[AssetDefined]:
+        """The venue's documented precision of each asset's amounts, where it documents
+        one; a venue that does not leaves reconcile without the rounding explanation."""
+        return []
 
     @abc.abstractmethod
     async def leverage_settings(self) -> list[LeverageSet]: ...

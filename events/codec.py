@@ -22,12 +22,14 @@ import msgspec
 from events.control import (
     InputQuarantined,
     ManualAdjustment,
+    ResyncCompleted,
     TradingHalted,
     TradingResumed,
     VenueConnected,
     VenueDisconnected,
 )
 from events.facts import (
+    AssetDefined,
     BalanceReported,
     FundingSettled,
     InstrumentDefined,
@@ -75,6 +77,8 @@ Event: TypeAlias = (
     | TradingResumed
     | ManualAdjustment
     | InputQuarantined
+    | AssetDefined
+    | ResyncCompleted
 )
 
 EVENT_TYPES: tuple[type[Any], ...] = Event.__args__

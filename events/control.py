@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from typing import Literal
 
 from events.base import EventBase, key
 
@@ -36,6 +37,28 @@ class VenueDisconnected(EventBase, frozen=True, kw_only=True, tag="venue_disconn
     @property
     def dedup_key(self) -> str:
         return key("disconnected", self.venue, self.venue_ts)
+
+
+ResyncStream = Literal["fills", "funding", "transfers"]
+
+
+class ResyncCompleted(EventBase, frozen=True, kw_only=True, tag="resync_completed"):
+    """A resync of one stream of dated facts completed: every such fact with venue time
+    >= `since` has been appended. `venue_ts` is the kernel's clock when that resync
+    began; the next resync of the stream asks from there (less a lookback), so a crash
+    before this event is logged repeats the resync instead of skipping it."""
+
+    stream: ResyncStream
+    since: int
+
+    def __post_init__(self) -> None:
+        self._check_times()
+        if not 0 <= self.since <= self.venue_ts:
+            self._fail("since", self.since, f"must be in [0, venue_ts {self.venue_ts}]")
+
+    @property
+    def dedup_key(self) -> str:
+        return key("resync", self.stream, self.venue_ts)
 
 
 class TradingHalted(EventBase, frozen=True, kw_only=True, tag="trading_halted"):

@@ -83,6 +83,30 @@ class InstrumentDefined(VenueFact, frozen=True, kw_only=True, tag="instrument_de
         return key("instrument", self.symbol, self.venue_ts)
 
 
+Rounding = Literal["half_even", "half_up", "down"]
+
+
+class AssetDefined(VenueFact, frozen=True, kw_only=True, tag="asset_defined"):
+    """The venue's precision for amounts of one asset: it rounds balances, fees, funding
+    and each fill's realized PnL to `precision` decimal places, the `rounding` way (8
+    places for USDT on Binance USD-M). Reconcile uses it to reproduce the venue's figures
+    from K's exact ones; a later definition replaces an earlier one."""
+
+    asset: str
+    precision: int
+    rounding: Rounding = "half_even"
+
+    def __post_init__(self) -> None:
+        self._check_times()
+        self._ident("asset", self.asset)
+        if not 0 <= self.precision <= 18:
+            self._fail("precision", self.precision, "must be decimal places in [0, 18]")
+
+    @property
+    def dedup_key(self) -> str:
+        return key("asset", self.asset, self.venue_ts)
+
+
 class LeverageSet(VenueFact, frozen=True, kw_only=True, tag="leverage_set"):
     symbol: str
     leverage: Decimal
@@ -242,6 +266,9 @@ class ReportedPosition(
     mark_price: Decimal | None = None
     unrealized_pnl: Decimal | None = None
     leverage: Decimal | None = None
+    #: The venue's own open notional of the position (|qty|·cs·mark in the settlement
+    #: asset), where it reports one (Binance's positionRisk `notional`).
+    notional: Decimal | None = None
 
     @property
     def key(self) -> str:
@@ -270,6 +297,7 @@ class PositionsReported(VenueFact, frozen=True, kw_only=True, tag="positions_rep
             self._opt_decimal(f"positions[{i}].mark_price", p.mark_price, positive=True)
             self._opt_decimal(f"positions[{i}].unrealized_pnl", p.unrealized_pnl)
             self._opt_decimal(f"positions[{i}].leverage", p.leverage, positive=True)
+            self._opt_decimal(f"positions[{i}].notional", p.notional)
 
     @property
     def content_digest(self) -> str:
@@ -282,12 +310,19 @@ class PositionsReported(VenueFact, frozen=True, kw_only=True, tag="positions_rep
 
 
 class FundingSettled(VenueFact, frozen=True, kw_only=True, tag="funding_settled"):
-    """A funding payment. `amount` > 0 was received, < 0 was paid, in `asset`."""
+    """A funding payment. `amount` > 0 was received, < 0 was paid, in `asset`.
+
+    In hedge mode the venue settles the long and the short side of one symbol at the
+    same time, as two payments: `position_side` tells them apart. `funding_id` is the
+    venue's own id for the payment (Binance's income `tranId`), where it has one.
+    """
 
     symbol: str
     asset: str
     amount: Decimal
     rate: Decimal | None = None
+    position_side: PositionSide = "both"
+    funding_id: str | None = None
 
     def __post_init__(self) -> None:
         self._check_times()
@@ -295,10 +330,15 @@ class FundingSettled(VenueFact, frozen=True, kw_only=True, tag="funding_settled"
         self._ident("asset", self.asset)
         self._decimal("amount", self.amount)
         self._opt_decimal("rate", self.rate)
+        self._opt_ident("funding_id", self.funding_id)
 
     @property
     def dedup_key(self) -> str:
-        return key("funding", self.symbol, self.venue_ts)
+        # The venue's id where it gives one; else what tells two payments at one time
+        # apart: the symbol, the side (hedge mode pays both sides at once) and the asset.
+        if self.funding_id is not None:
+            return key("funding", self.symbol, "id", self.funding_id)
+        return key("funding", self.symbol, self.venue_ts, self.position_side, self.asset)
 
 
 class TransferCompleted(VenueFact, frozen=True, kw_only=True, tag="transfer_completed"):

@@ -31,9 +31,16 @@ def admit(state: AccountState, event: Event) -> str | None:
             if inst.instrument_kind == "spot" and event.position_side != "both":
                 return f"spot fill for {event.symbol!r} has position_side {event.position_side!r}"
             return None
-        case MarkPriceObserved() | FundingSettled():
+        case MarkPriceObserved():
             if event.symbol not in state.instruments:
                 return f"unknown symbol {event.symbol!r}"
+            return None
+        case FundingSettled():
+            inst = state.instruments.get(event.symbol)
+            if inst is None:
+                return f"unknown symbol {event.symbol!r}"
+            if inst.instrument_kind == "spot":
+                return f"funding settled on spot instrument {event.symbol!r}"
             return None
         case LeverageSet():
             inst = state.instruments.get(event.symbol)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from events.facts import AssetDefined, InstrumentDefined
 from kernel.ledger import KLedger
 from kernel.reconcile import ReconcileConfig, ReconcileResult, reconcile
 from kernel.state import AccountState
@@ -24,6 +25,10 @@ class AccountSnapshotV2(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     connected: bool | None
     halted: bool
     quarantined: int
+    #: The venue's rules the figures are read with: ticks and lots per symbol, precision
+    #: per asset (for showing money at the asset's precision and prices at the tick).
+    instruments: dict[str, InstrumentDefined] = {}
+    assets: dict[str, AssetDefined] = {}
 
 
 def project(
@@ -49,5 +54,7 @@ def project(
         connected=state.connected,
         halted=state.halted,
         quarantined=state.quarantined,
+        instruments=state.instruments,
+        assets=state.assets,
     )
 

@@ -20,12 +20,14 @@ from events.codec import Event
 from events.control import (
     InputQuarantined,
     ManualAdjustment,
+    ResyncCompleted,
     TradingHalted,
     TradingResumed,
     VenueConnected,
     VenueDisconnected,
 )
 from events.facts import (
+    AssetDefined,
     BalanceReported,
     FundingSettled,
     InstrumentDefined,
@@ -79,6 +81,8 @@ class AccountState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     #: The kernel's event-time clock: the largest `recv_ts` folded so far.
     now: int = 0
     instruments: dict[str, InstrumentDefined] = {}
+    #: The venue's precision per asset (`asset_defined`), for reproducing its rounding.
+    assets: dict[str, AssetDefined] = {}
     k: KLedger = KLedger()
     e: VenueView = VenueView()
     wallet_moved: dict[str, Moment] = {}
@@ -89,6 +93,9 @@ class AccountState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     connected: bool | None = None
     halted: bool = False
     quarantined: int = 0
+    #: Per resync stream ("fills", "funding", "transfers"): the kernel's clock when its
+    #: last completed resync began (`resync_completed`): where the next one resumes.
+    resync_marks: dict[str, int] = {}
     order_updates: int = 0
     intents: int = 0
     commands: int = 0
@@ -166,6 +173,14 @@ def fold(state: AccountState, event: Event, seq: int, event_id: str | None = Non
             return msgspec.structs.replace(s, halted=False)
         case InputQuarantined():
             return msgspec.structs.replace(s, quarantined=s.quarantined + 1)
+        case AssetDefined():
+            assets = dict(s.assets)
+            assets[event.asset] = event
+            return msgspec.structs.replace(s, assets=assets)
+        case ResyncCompleted():
+            marks = dict(s.resync_marks)
+            marks[event.stream] = max(marks.get(event.stream, 0), event.venue_ts)
+            return msgspec.structs.replace(s, resync_marks=marks)
         case _:
             assert_never(event)
 

@@ -66,14 +66,15 @@ VALID: dict[str, dict[str, Any]] = {
             {
                 "symbol": "BTCUSDT", "qty": "-0.010", "position_side": "both",
                 "entry_price": "67010.0", "mark_price": "67012.5",
-                "unrealized_pnl": "-0.025", "leverage": "10",
+                "unrealized_pnl": "-0.025", "leverage": "10", "notional": "-670.125",
             },
             {"symbol": "ETHUSDT", "qty": "0.5", "position_side": "long"},
         ],
     },
     "funding_settled": {
         "venue_ts": T0, "recv_ts": 0, "symbol": "BTCUSDT", "asset": "USDT",
-        "amount": "-0.067", "rate": "0.0001",
+        "amount": "-0.067", "rate": "0.0001", "position_side": "short",
+        "funding_id": "8855001",
     },
     "transfer_completed": {
         "venue_ts": T0, "recv_ts": 0, "transfer_id": "tx-1", "asset": "USDT",
@@ -126,6 +127,12 @@ VALID: dict[str, dict[str, Any]] = {
         "venue_ts": T0, "recv_ts": 0, "adjustment_id": "adj-1", "asset": "USDT",
         "amount": "-1.25", "reason": "opening balance",
     },
+    "asset_defined": {
+        "venue_ts": T0, "recv_ts": 0, "asset": "USDT", "precision": 8, "rounding": "half_up",
+    },
+    "resync_completed": {
+        "venue_ts": T0, "recv_ts": 0, "stream": "funding", "since": T0 - 60_000_000_000,
+    },
     "input_quarantined": {
         "venue_ts": T0, "recv_ts": 0, "source": "ingest:f.jsonl:3", "reason": "bad",
         "raw": "{", "raw_sha256": hashlib.sha256(b"{").hexdigest(), "raw_len": 1,
@@ -135,7 +142,7 @@ VALID: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class F:
-    """One field's rules. `kind`: ts, int, dec, ident, text (non-empty), free, enum, bool,
+    """One field's rules. `kind`: ts, int (> 0), nat (>= 0), dec, ident, text (non-empty), free, enum, bool,
     sha256, list, obj. `sign` for dec: pos (> 0), nonneg (>= 0), nonzero, or ''."""
 
     kind: str
@@ -195,9 +202,14 @@ SPEC: dict[str, dict[str, F]] = {
         "positions[0].symbol": ID, "positions[0].qty": DEC,
         "positions[0].position_side": ENUM_DEFAULT, "positions[0].entry_price": NONNEG_OPT,
         "positions[0].mark_price": POS_OPT, "positions[0].unrealized_pnl": DEC_OPT,
-        "positions[0].leverage": POS_OPT,
+        "positions[0].leverage": POS_OPT, "positions[0].notional": DEC_OPT,
     },
-    "funding_settled": {**_TIMES, "symbol": ID, "asset": ID, "amount": DEC, "rate": DEC_OPT},
+    "funding_settled": {
+        **_TIMES, "symbol": ID, "asset": ID, "amount": DEC, "rate": DEC_OPT,
+        "position_side": ENUM_DEFAULT, "funding_id": ID_OPT,
+    },
+    "asset_defined": {**_TIMES, "asset": ID, "precision": F("nat"), "rounding": ENUM_DEFAULT},
+    "resync_completed": {**_TIMES, "stream": ENUM, "since": F("nat")},
     "transfer_completed": {
         **_TIMES, "transfer_id": ID, "asset": ID, "direction": ENUM, "amount": POS,
     },
@@ -358,10 +370,10 @@ def build_cases() -> list[Any]:
                 if len(path) > 1:
                     frags += (f"`$.{show(path[:-1])}`",)
                 add(kind, name, "missing", mutated(kind, path, _MISSING), frags)
-            wrong = dict(WRONG_TYPES[spec.kind])
+            wrong = dict(WRONG_TYPES["int" if spec.kind == "nat" else spec.kind])
             if spec.nullable:
                 wrong.pop("null", None)
-            elif spec.kind not in ("ts", "int"):
+            elif spec.kind not in ("ts", "int", "nat"):
                 wrong["null"] = None
             for case, value in wrong.items():
                 where = (*path, 0) if case.startswith("element_") else path
@@ -372,10 +384,10 @@ def build_cases() -> list[Any]:
                     add(kind, name, case, mutated(kind, path, value), post_init(kind, path))
                 for case, value in WRONG_TS_TYPES.items():
                     add(kind, name, case, mutated(kind, path, value), type_error(path))
-            elif spec.kind == "int":
+            elif spec.kind in ("int", "nat"):
                 marks = SCHEMA_BUG_RAW_LEN if name == "raw_len" else ()
                 for case, value in {"zero": 0, "minus_one": -1}.items():
-                    if name == "raw_len" and value == 0:
+                    if (name == "raw_len" or spec.kind == "nat") and value == 0:
                         continue  # an empty payload has length 0
                     add(kind, name, case, mutated(kind, path, value), post_init(kind, path),
                         marks)
@@ -430,6 +442,8 @@ RULES: list[tuple[str, str, dict[str, Any], str]] = [
      {"positions": [{"symbol": "X", "qty": "-1", "position_side": "long"}]}, "positions[0].qty"),
     ("positions_reported", "short_positive",
      {"positions": [{"symbol": "X", "qty": "1", "position_side": "short"}]}, "positions[0].qty"),
+    ("asset_defined", "precision_19", {"precision": 19}, "precision"),
+    ("resync_completed", "since_after_venue_ts", {"since": T0 + 1}, "since"),
     ("intent_amended", "nothing_changed",
      {"qty": None, "price": None, "trigger_price": None}, "qty"),
     ("amend_order", "nothing_changed", {"qty": None, "price": None, "trigger_price": None}, "qty"),
