@@ -33,6 +33,11 @@ def position_key(symbol: str, position_side: str) -> str:
     return symbol if position_side == "both" else f"{symbol}{KEY_SEP}{position_side}"
 
 
+def fill_key(symbol: str, trade_id: str) -> str:
+    """A fill's dedup key: the venue's trade id is unique per symbol."""
+    return key("fill", symbol, trade_id)
+
+
 def key_symbol(key: str) -> str:
     return key.split(KEY_SEP, 1)[0]
 
@@ -168,7 +173,7 @@ class OrderFilled(VenueFact, frozen=True, kw_only=True, tag="order_filled"):
 
     @property
     def dedup_key(self) -> str:
-        return key("fill", self.symbol, self.trade_id)
+        return fill_key(self.symbol, self.trade_id)
 
 
 class OrderStatusReported(VenueFact, frozen=True, kw_only=True, tag="order_status_reported"):

@@ -14,8 +14,13 @@ Conventions (docs/ledger.md has worked examples):
 * `realized_pnl` is gross (price only); fees accumulate per currency; funding is signed
   from the account's view. `wallets[a]` is K's capital in asset `a`: transfers +
   adjustments + realized - fees + funding, plus spot trade cash flows.
-* Spot fills move the base and quote wallets; their cost basis lives in `holdings`.
+* Spot fills move the base and quote wallets; their cost basis lives in `holdings`,
+  with the same average-cost rules, and a sale realizes PnL into `realized_pnl[quote]`
+  and `realized_by_symbol` (not into the wallet: the sale's cash is already there).
   A spot fee paid in the base coin reduces the base quantity.
+* `venue_rounding[a]` is what the venue's documented per-fill rounding of realized PnL
+  (`asset_defined`) adds to K's exact figures: Σ (rounded − exact) over the fills that
+  settle in `a`. K's capital plus it is what a venue that rounds each fill reports.
 * Fills are booked in the venue's order (venue time, then trade id), whatever order they
   arrive in: a late fill re-prices the fills after it (`kernel.position`).
 
@@ -29,11 +34,11 @@ from typing import Literal
 
 import msgspec
 
-from events.facts import InstrumentDefined, OrderFilled, position_key
-from kernel.money import ONE, ZERO, q18
-from kernel.position import Entry, Position, book, trade
+from events.facts import AssetDefined, InstrumentDefined, OrderFilled, position_key
+from kernel.money import ONE, ZERO, q18, round_to
+from kernel.position import Booked, Entry, Position, Residual, book, trade
 
-__all__ = ["KLedger", "Position", "Valuation", "apply_fill", "refresh", "trade"]
+__all__ = ["Booked", "KLedger", "Position", "Valuation", "apply_fill", "refresh", "trade"]
 
 
 class Valuation(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -50,6 +55,10 @@ class KLedger(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 
     wallets: dict[str, Decimal] = {}
     realized_pnl: dict[str, Decimal] = {}
+    #: Cumulative realized PnL per symbol, derivatives and spot, across every cycle.
+    realized_by_symbol: dict[str, Decimal] = {}
+    #: Σ (venue-rounded − exact) realized PnL per settlement asset (see the docstring).
+    venue_rounding: dict[str, Decimal] = {}
     fees: dict[str, Decimal] = {}
     funding: dict[str, Decimal] = {}
     transfers: dict[str, Decimal] = {}
@@ -78,61 +87,80 @@ def _add(m: dict[str, Decimal], key: str, amount: Decimal) -> dict[str, Decimal]
     return out
 
 
+def residual(asset: AssetDefined | None) -> Residual:
+    """`x -> venue_rounded(x) - x` for amounts of `asset`; zero where the venue has not
+    documented its precision."""
+    if asset is None:
+        return _no_residual
+    places, mode = asset.precision, asset.rounding
+    return lambda x: round_to(x, places, mode) - x
+
+
+def _no_residual(_: Decimal) -> Decimal:
+    return ZERO
+
+
 def apply_fill(
     k: KLedger,
     fill: OrderFilled,
     inst: InstrumentDefined,
     instruments: dict[str, InstrumentDefined],
-) -> tuple[KLedger, Decimal]:
-    """K after one admitted fill, and the fill's realized PnL (in the settlement asset).
-    A derivative fill is booked in the venue's order (`kernel.position.book`), so a late
-    one also re-prices the fills that followed it."""
+    settle_asset: AssetDefined | None = None,
+) -> tuple[KLedger, Booked]:
+    """K after one admitted fill, and what booking it did (its realized PnL, in the
+    settlement asset, and the fills it re-priced). Fills are booked in the venue's order
+    (`kernel.position.book`), so a late one also re-prices the fills that followed it.
+    `settle_asset` is the venue's precision for the settlement asset, if documented."""
     q = fill.qty if fill.side == "buy" else -fill.qty
     wallets = _add(k.wallets, fill.fee_currency, -fill.fee)
     fees = _add(k.fees, fill.fee_currency, fill.fee)
     if inst.instrument_kind == "spot":
         held = k.holdings.get(fill.symbol) or Position(symbol=fill.symbol)
         shrink = fill.fee if fill.fee_currency == inst.base else ZERO  # fee in the base coin
-        journal, held, realized, _ = book(k.journals.get(fill.symbol, ()), held,
-                                          fill.venue_ts, fill.trade_id, q, fill.price, inst,
-                                          shrink)
+        booked = book(k.journals.get(fill.symbol, ()), held, fill.venue_ts, fill.trade_id, q,
+                      fill.price, inst, shrink, fill.venue_realized_pnl)
         journals = dict(k.journals)
-        journals[fill.symbol] = journal
+        journals[fill.symbol] = booked.journal
         wallets = _add(wallets, inst.base, q)
         wallets = _add(wallets, inst.quote, -q * fill.price)
         holdings = dict(k.holdings)
-        if held.qty == 0:
+        if booked.position.qty == 0:
             holdings.pop(fill.symbol, None)
         else:
-            holdings[fill.symbol] = held
-        k = msgspec.structs.replace(k, wallets=wallets, fees=fees, holdings=holdings,
-                                    journals=journals)
+            holdings[fill.symbol] = booked.position
+        k = msgspec.structs.replace(
+            k, wallets=wallets, fees=fees, holdings=holdings, journals=journals,
+            # The sale's cash is in the quote wallet already: realized PnL is reported,
+            # not added to it.
+            realized_pnl=_add(k.realized_pnl, inst.quote, booked.delta),
+            realized_by_symbol=_add(k.realized_by_symbol, fill.symbol, booked.delta),
+        )
         touched: tuple[str, ...] = (inst.base, inst.quote, fill.fee_currency)
-        return refresh(k, instruments, touched=touched, symbols=()), realized
+        return refresh(k, instruments, touched=touched, symbols=()), booked
     key = position_key(fill.symbol, fill.position_side)
     pos = k.positions.get(key) or Position(symbol=fill.symbol, position_side=fill.position_side)
-    journal, pos, realized, delta = book(
-        k.journals.get(key, ()), pos, fill.venue_ts, fill.trade_id, q, fill.price, inst
-    )
+    booked = book(k.journals.get(key, ()), pos, fill.venue_ts, fill.trade_id, q, fill.price,
+                  inst, venue=fill.venue_realized_pnl, residual=residual(settle_asset))
     journals = dict(k.journals)
-    journals[key] = journal
+    journals[key] = booked.journal
     positions = dict(k.positions)
-    if pos.qty == 0:
+    if booked.position.qty == 0:
         positions.pop(key, None)
     else:
-        positions[key] = pos
-    realized_pnl = k.realized_pnl
-    if delta:
-        wallets = _add(wallets, inst.settle, delta)
-        realized_pnl = _add(realized_pnl, inst.settle, delta)
-    elif inst.settle not in realized_pnl:
-        realized_pnl = _add(realized_pnl, inst.settle, ZERO)
+        positions[key] = booked.position
+    realized_pnl = _add(k.realized_pnl, inst.settle, booked.delta)
+    if booked.delta:
+        wallets = _add(wallets, inst.settle, booked.delta)
+    rounding = k.venue_rounding
+    if booked.residual or inst.settle not in rounding:
+        rounding = _add(rounding, inst.settle, booked.residual)
     k = msgspec.structs.replace(
         k, wallets=wallets, fees=fees, positions=positions, journals=journals,
-        realized_pnl=realized_pnl,
+        realized_pnl=realized_pnl, venue_rounding=rounding,
+        realized_by_symbol=_add(k.realized_by_symbol, fill.symbol, booked.delta),
     )
     touched = (inst.settle, fill.fee_currency)
-    return refresh(k, instruments, touched=touched, symbols=(fill.symbol,)), realized
+    return refresh(k, instruments, touched=touched, symbols=(fill.symbol,)), booked
 
 
 def apply_cash(

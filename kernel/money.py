@@ -45,6 +45,19 @@ def q18(x: Decimal) -> Decimal:
     return x + ZERO if y == x else y
 
 
+_MODES = {
+    "half_even": decimal.ROUND_HALF_EVEN,
+    "half_up": decimal.ROUND_HALF_UP,
+    "down": decimal.ROUND_DOWN,
+}
+
+
+def round_to(x: Decimal, places: int, mode: str) -> Decimal:
+    """`x` rounded to `places` decimals the way a venue documents it (`half_even`,
+    `half_up` or `down`, as `events.facts.Rounding` names them)."""
+    return x.quantize(Decimal(1).scaleb(-places), rounding=_MODES[mode])
+
+
 def require() -> None:
     """Raise unless `install()` is in force in the calling context."""
     if decimal.getcontext().prec != PRECISION:

@@ -13,6 +13,7 @@ show the divergence it leaves); `WINDOW` fills on one key is a long time to be l
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from decimal import Decimal
 
 import msgspec
@@ -78,10 +79,36 @@ class Entry(msgspec.Struct, frozen=True, gc=False, array_like=True):
     before: Position
     #: Base coin taken from a spot holding after the trade (a fee paid in the base coin).
     shrink: Decimal = ZERO
+    #: The venue's realized PnL for this fill, when it reported one (rule R2).
+    venue: Decimal | None = None
 
     @property
     def order(self) -> tuple[int, str]:
         return (self.venue_ts, self.trade_id.zfill(_PAD))
+
+
+Residual = Callable[[Decimal], Decimal]
+
+
+def _none(_: Decimal) -> Decimal:
+    return ZERO
+
+
+class Booked(msgspec.Struct, frozen=True, gc=False):
+    """What booking one fill did to its key."""
+
+    journal: tuple[Entry, ...]
+    #: The position after all the key's fills.
+    position: Position
+    #: The fill's own realized PnL.
+    realized: Decimal
+    #: The change in the key's total realized PnL (other fills re-priced included).
+    delta: Decimal
+    #: The change in Σ residual(realized) over the key's fills: what the venue's per-fill
+    #: rounding adds to `delta`.
+    residual: Decimal
+    #: The entries re-priced after a late fill (empty in the common, in-order case).
+    repriced: tuple[Entry, ...] = ()
 
 
 def book(
@@ -93,10 +120,11 @@ def book(
     px: Decimal,
     inst: InstrumentDefined,
     shrink: Decimal = ZERO,
-) -> tuple[tuple[Entry, ...], Position, Decimal, Decimal]:
-    """Book one fill (and, for spot, the base coin its fee took: `shrink`); return the
-    new journal, the position after all its fills, the fill's own realized PnL, and the
-    change in the key's total realized PnL."""
+    venue: Decimal | None = None,
+    residual: Residual = _none,
+) -> Booked:
+    """Book one fill (and, for spot, the base coin its fee took: `shrink`). `residual(x)`
+    is the venue's rounding of a realized figure less the figure."""
     last = journal[-1] if journal else None
     if last is None or venue_ts > last.venue_ts or (
         venue_ts == last.venue_ts and trade_id.zfill(_PAD) >= last.trade_id.zfill(_PAD)
@@ -104,24 +132,26 @@ def book(
         after, realized = trade(_fresh(current), q, px, inst)
         if shrink:
             after = msgspec.structs.replace(after, qty=after.qty - shrink)
-        entry = Entry(venue_ts, trade_id, q, px, realized, current, shrink)
+        entry = Entry(venue_ts, trade_id, q, px, realized, current, shrink, venue)
         kept = journal if len(journal) < WINDOW else journal[1:]
-        return (*kept, entry), after, realized, realized
-    entry = Entry(venue_ts, trade_id, q, px, ZERO, current, shrink)
+        return Booked((*kept, entry), after, realized, realized, residual(realized))
+    entry = Entry(venue_ts, trade_id, q, px, ZERO, current, shrink, venue)
     at = bisect_right([e.order for e in journal], entry.order)
     if at == 0 and len(journal) == WINDOW:  # older than the window: applied last
         after, entry = _apply(current, entry, inst)
-        return (*journal[1:], entry), after, entry.realized, entry.realized
+        return Booked((*journal[1:], entry), after, entry.realized, entry.realized,
+                      residual(entry.realized))
     pos = journal[at].before
     rebuilt = list(journal[:at])
-    own = delta = ZERO
+    own = delta = rdelta = ZERO
     for i, old in enumerate((entry, *journal[at:])):
         pos, new = _apply(pos, old, inst)
         rebuilt.append(new)
         delta += new.realized - (ZERO if i == 0 else old.realized)
+        rdelta += residual(new.realized) - (ZERO if i == 0 else residual(old.realized))
         if i == 0:
             own = new.realized
-    return tuple(rebuilt[-WINDOW:]), pos, own, delta
+    return Booked(tuple(rebuilt[-WINDOW:]), pos, own, delta, rdelta, tuple(rebuilt[at + 1:]))
 
 
 def _apply(pos: Position, entry: Entry, inst: InstrumentDefined) -> tuple[Position, Entry]:

@@ -37,11 +37,12 @@ def project(
     """The snapshot of `state`. Passing the previous snapshot lets unchanged rules keep
     their checks (see `reconcile`)."""
     if prev is not None and prev.k is state.k and prev.e is state.e and (
-        prev.reconcile.expires_at is None or state.now <= prev.reconcile.expires_at
-    ):
+        prev.assets is state.assets
+    ) and (prev.reconcile.expires_at is None or state.now <= prev.reconcile.expires_at):
         result = prev.reconcile
     else:
-        result = reconcile(state, cfg, None if prev is None else (prev.k, prev.e, prev.reconcile))
+        result = reconcile(state, cfg, None if prev is None
+                           else (prev.k, prev.e, prev.assets, prev.reconcile))
     return AccountSnapshotV2(
         seq=state.seq,
         source_event_id=state.event_id,

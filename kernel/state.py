@@ -37,6 +37,7 @@ from events.facts import (
     OrderStatusReported,
     PositionsReported,
     TransferCompleted,
+    fill_key,
     position_key,
 )
 from events.orders import (
@@ -53,6 +54,8 @@ from events.orders import (
 from kernel import ledger, venue
 from kernel.errors import InvariantViolation
 from kernel.ledger import KLedger
+from kernel.money import round_to
+from kernel.position import Entry
 from kernel.venue import VenueView
 
 
@@ -64,13 +67,16 @@ class Moment(msgspec.Struct, frozen=True, gc=False, array_like=True):
 
 
 class FillCheck(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """The last fill's realized PnL as K computed it and as the venue reported it."""
+    """One fill's realized PnL as K computed it and as the venue reported it (rule R2)."""
 
     dedup_key: str
     symbol: str
     asset: str
     kernel: Decimal
     venue: Decimal | None
+    #: The fill's position key and trade id: where a late fill's re-pricing finds it.
+    position_key: str = ""
+    trade_id: str = ""
 
 
 class AccountState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -90,6 +96,9 @@ class AccountState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     #: The latest `position_moved` among the positions settled in each asset.
     asset_moved: dict[str, Moment] = {}
     last_fill: FillCheck | None = None
+    #: Fills whose venue-reported realized PnL K does not reproduce (exactly, or at the
+    #: venue's precision), by dedup key: kept until a re-pricing resolves them (R2).
+    fill_mismatches: dict[str, FillCheck] = {}
     connected: bool | None = None
     halted: bool = False
     quarantined: int = 0
@@ -189,26 +198,66 @@ def _fill(s: AccountState, fill: OrderFilled) -> AccountState:
     inst = s.instruments.get(fill.symbol)
     if inst is None:
         raise InvariantViolation(f"fill {fill.dedup_key} for undefined instrument {fill.symbol}")
-    k, realized = ledger.apply_fill(s.k, fill, inst, s.instruments)
+    settle = s.assets.get(inst.settle)
+    k, booked = ledger.apply_fill(s.k, fill, inst, s.instruments, settle)
     moment = Moment(fill.venue_ts, fill.recv_ts)
     moved: tuple[str, ...]
+    key = fill.symbol
     if inst.instrument_kind == "spot":
         moved = (inst.base, inst.quote, fill.fee_currency)
     else:
         moved = (inst.settle, fill.fee_currency)
-        position_moved = _moved(s.position_moved, (position_key(fill.symbol, fill.position_side),),
-                                moment)
+        key = position_key(fill.symbol, fill.position_side)
+        position_moved = _moved(s.position_moved, (key,), moment)
         asset_moved = _moved(s.asset_moved, (inst.settle,), moment)
         s = msgspec.structs.replace(s, position_moved=position_moved, asset_moved=asset_moved)
     check = FillCheck(
         dedup_key=fill.dedup_key,
         symbol=fill.symbol,
-        asset=inst.settle,
-        kernel=realized,
+        asset=inst.settle if inst.instrument_kind != "spot" else inst.quote,
+        kernel=booked.realized,
         venue=fill.venue_realized_pnl,
+        position_key=key,
+        trade_id=fill.trade_id,
     )
-    s = msgspec.structs.replace(s, k=k, last_fill=check)
+    mismatches = _recheck(s.fill_mismatches, check, booked.repriced, settle)
+    s = msgspec.structs.replace(s, k=k, last_fill=check, fill_mismatches=mismatches)
     return _moved_wallets(s, fill, moved)
+
+
+def fill_agrees(kernel: Decimal, venue: Decimal, asset: AssetDefined | None) -> bool:
+    """K's realized PnL of a fill reproduces the venue's: exactly, or once rounded the
+    way the venue documents for the asset."""
+    if kernel == venue:
+        return True
+    return asset is not None and round_to(kernel, asset.precision, asset.rounding) == venue
+
+
+def _recheck(
+    mismatches: dict[str, FillCheck],
+    check: FillCheck,
+    repriced: tuple[Entry, ...],
+    asset: AssetDefined | None,
+) -> dict[str, FillCheck]:
+    """The unresolved R2 mismatches after booking `check`'s fill, which re-priced the
+    journal entries `repriced` (of the same key): each is judged again at its new price."""
+    out = mismatches
+    judged = [(check.dedup_key, check)]
+    for e in repriced:
+        if e.venue is not None:
+            judged.append((fill_key(check.symbol, e.trade_id), msgspec.structs.replace(
+                check, dedup_key=fill_key(check.symbol, e.trade_id), kernel=e.realized,
+                venue=e.venue, trade_id=e.trade_id)))
+    for dedup_key, c in judged:
+        bad = c.venue is not None and not fill_agrees(c.kernel, c.venue, asset)
+        if bad or dedup_key in out:
+            if out is mismatches:
+                out = dict(out)
+            if bad:
+                out[dedup_key] = c
+            else:
+                del out[dedup_key]
+    return out
 
 
 def _moved_wallets(

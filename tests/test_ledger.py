@@ -294,6 +294,48 @@ def test_spot_sell_of_the_whole_holding() -> None:
     assert s.k.wallets["USDT"] == D("20469.0155")  # 5000 + 15484.5 − 15.4845
     # (31000 − 30000)·0.4995 = 499.5
     assert s.last_fill is not None and s.last_fill.kernel == D("499.5")
+    # the sale's realized PnL is reported per quote asset and per symbol, and the
+    # holding's disappearance does not take it away
+    assert s.k.realized_pnl == {"USDT": D("499.5")}
+    assert s.k.realized_by_symbol == {"BTCUSDT": D("499.5")}
+
+
+def test_spot_realized_pnl_is_cumulative_across_round_trips() -> None:
+    s = replay(
+        spot(),
+        deposit("10000"),
+        # cycle 1: buy 0.2 @ 30000, 0.2 @ 32000 (avg 31000); sell 0.1 @ 33000 and 0.3 @ 30500
+        buy("0.2", "30000", fee="6"),
+        buy("0.2", "32000", fee="6.4"),
+        sell("0.1", "33000", fee="3.3"),  # (33000 − 31000)·0.1 = 200
+        sell("0.3", "30500", fee="9.15"),  # (30500 − 31000)·0.3 = −150
+        # cycle 2, after flat: buy 0.5 @ 20000, sell 0.5 @ 20100
+        buy("0.5", "20000", fee="10"),
+        sell("0.5", "20100", fee="10.05"),  # (20100 − 20000)·0.5 = 50
+    )
+    assert s.k.holdings == {}
+    assert s.k.realized_pnl == {"USDT": D("100")}  # 200 − 150 + 50
+    assert s.k.realized_by_symbol == {"BTCUSDT": D("100")}
+    assert s.k.fees == {"USDT": D("44.9")}  # 6 + 6.4 + 3.3 + 9.15 + 10 + 10.05
+    # the cash identity, flat: wallet = transfers + realized − fees
+    # 10000 − 6000 − 6400 + 3300 + 9150 − 10000 + 10050 − 44.9 = 10055.1
+    assert s.k.wallets["USDT"] == D("10055.1") == D("10000") + D("100") - D("44.9")
+    assert s.k.wallets["BTC"] == D("0")
+
+
+def test_spot_cash_identity_with_a_holding_and_a_base_coin_fee() -> None:
+    # buy 1 @ 100 (fee 0.001 BTC), sell 0.5 @ 120 (fee 0.06 USDT)
+    s = replay(spot(), deposit("1000"), buy("1", "100", fee="0.001", fee_ccy="BTC"),
+               sell("0.5", "120", fee="0.06"))
+    held = s.k.holdings["BTCUSDT"]
+    assert (held.qty, held.avg_open) == (D("0.499"), D("100"))  # 1 − 0.001 − 0.5
+    assert s.k.realized_pnl == {"USDT": D("10")}  # (120 − 100)·0.5
+    # quote wallet + cost basis held = transfers + realized − quote fees − the base-coin
+    # fee at its cost: 1000 − 100 + 60 − 0.06 = 959.94; 959.94 + 0.499·100 = 1009.84
+    # = 1000 + 10 − 0.06 − 0.001·100
+    assert s.k.wallets["USDT"] == D("959.94")
+    assert s.k.wallets["USDT"] + held.qty * held.avg_open == (
+        D("1000") + D("10") - D("0.06") - D("0.001") * D("100"))
 
 
 # --- hedge mode, contract size, derived figures -----------------------------------------

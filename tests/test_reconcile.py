@@ -1,4 +1,4 @@
-"""R1–R6 through `reconcile(state, cfg)`, with hand-checked K and E figures.
+"""R1–R7 through `reconcile(state, cfg)`, with hand-checked K and E figures.
 
 The base account: 10000 USDT deposited, leverage 10, bought 2 BTCUSDT @ 30000 paying
 12 USDT, marked at 31000. So K has wallet 10000 − 12 = 9988, position 2, open notional
@@ -18,6 +18,7 @@ from events.codec import Event
 from events.control import VenueConnected
 from events.facts import (
     AssetBalance,
+    AssetDefined,
     BalanceReported,
     InstrumentDefined,
     LeverageSet,
@@ -74,10 +75,18 @@ def balances(wallet: str, used: str | None = None, *, ts: int = 0, recv: int = 0
                            margin=margin)
 
 
-def pos(qty: str, mark: str | None = "31000", symbol: str = "BTCUSDT", ps: str = "both"
-        ) -> ReportedPosition:
+def pos(qty: str, mark: str | None = "31000", symbol: str = "BTCUSDT", ps: str = "both",
+        entry: str | None = "30000", notional: str | None = None) -> ReportedPosition:
     return ReportedPosition(symbol=symbol, qty=D(qty), position_side=ps,  # type: ignore[arg-type]
-                            mark_price=None if mark is None else D(mark))
+                            mark_price=None if mark is None else D(mark),
+                            entry_price=None if entry is None else D(entry),
+                            notional=None if notional is None else D(notional))
+
+
+def usdt_at(places: int = 8, rounding: str = "half_even") -> AssetDefined:
+    """The venue rounds USDT amounts to `places` decimals (Binance USD-M: 8)."""
+    return AssetDefined(venue_ts=0, asset="USDT", precision=places,
+                        rounding=rounding)  # type: ignore[arg-type]
 
 
 def positions(*ps: ReportedPosition, ts: int = 0, recv: int = 0) -> PositionsReported:
@@ -148,7 +157,7 @@ def want(verdict: Verdict, reason: str, kernel: str | None, venue: str | None
 def test_before_any_venue_report_every_rule_is_unknown() -> None:
     r = reconcile(base(), CFG)
     assert r.verdict is Verdict.UNKNOWN
-    assert sorted(c.rule for c in r.checks) == ["R1", "R2", "R3", "R4", "R5", "R6"]
+    assert sorted(c.rule for c in r.checks) == ["R1", "R2", "R3", "R4", "R5", "R6", "R7"]
     for c in r.checks:
         if c.rule != "R2":
             assert (c.verdict, c.reason, c.venue) == (Verdict.UNKNOWN, "NO_VENUE_REPORT", None)
@@ -179,7 +188,7 @@ def test_all_rules_ok_when_the_venue_agrees() -> None:
     r = reconcile(base(balances("9988", used="6200"), positions(pos("2"))), CFG)
     assert r.verdict is Verdict.OK
     assert {(c.rule, c.verdict, c.reason) for c in r.checks} == {
-        (rule, Verdict.OK, "MATCH") for rule in ("R1", "R2", "R3", "R4", "R5", "R6")
+        (rule, Verdict.OK, "MATCH") for rule in ("R1", "R2", "R3", "R4", "R5", "R6", "R7")
     }
     assert r.expires_at is None
 
@@ -191,11 +200,12 @@ def test_all_rules_ok_when_the_venue_agrees() -> None:
     ("venue_wallet", "verdict", "reason"),
     [
         ("9988", Verdict.OK, "MATCH"),
-        ("9988.0001", Verdict.OK, "MATCH"),  # |Δ| = 0.0001 = capital_epsilon
-        ("9988.0002", Verdict.WARN, "UNSETTLED_FEE"),  # 0.0002 > epsilon
-        ("10003", Verdict.WARN, "UNSETTLED_FEE"),  # |9988 − 10003| = 15 ≤ 20
-        ("9968", Verdict.WARN, "UNSETTLED_FEE"),  # |9988 − 9968| = 20 = pending_fee_bound
-        ("10008.5", Verdict.ERROR, "MISMATCH"),  # 20.5 > 20
+        # Any unexplained difference is an ERROR, however small: no band calls a hole
+        # "an unsettled fee" (the seed's 20 USDT band kept a 15 USDT hole at WARN forever).
+        ("9988.00000001", Verdict.ERROR, "MISMATCH"),
+        ("9987", Verdict.ERROR, "MISMATCH"),  # 1 USDT drift
+        ("9973", Verdict.ERROR, "MISMATCH"),  # 15 USDT: a missed funding payment
+        ("9969", Verdict.ERROR, "MISMATCH"),  # 19 USDT
         ("0", Verdict.ERROR, "MISMATCH"),  # a reported zero is a zero, not "unknown"
     ],
 )
@@ -205,18 +215,73 @@ def test_r1_capital_vs_wallet(venue_wallet: str, verdict: Verdict, reason: str) 
     assert seen(c) == want(verdict, reason, "9988", venue_wallet)
 
 
+def test_r1_epsilon_is_per_asset() -> None:
+    cfg = ReconcileConfig(epsilon={"USDT": D("0.01")}, default_epsilon=D(0))
+    s = base(BalanceReported(venue_ts=0, balances=(
+        AssetBalance(asset="USDT", wallet=D("9988.01")), AssetBalance(asset="BNB",
+                                                                      wallet=D("0.01")))))
+    r = reconcile(s, cfg)
+    assert verdict_reason(r, "R1", "USDT") == (Verdict.OK, "MATCH")  # within 0.01 USDT
+    assert verdict_reason(r, "R1", "BNB") == (Verdict.ERROR, "MISMATCH")  # 0.01 BNB is not
+
+
 def test_r1_an_asset_missing_from_a_complete_balance_report_is_zero_there() -> None:
     s = base(BalanceReported(venue_ts=0, balances=(AssetBalance(asset="BNB", wallet=D("25")),)))
     r = reconcile(s, CFG)
     assert verdict_reason(r, "R1", "USDT") == (Verdict.ERROR, "MISMATCH")  # 9988 vs 0
-    assert verdict_reason(r, "R1", "BNB") == (Verdict.ERROR, "MISMATCH")  # 0 vs 25: 25 > 20
+    assert verdict_reason(r, "R1", "BNB") == (Verdict.ERROR, "MISMATCH")  # 0 vs 25
 
 
-def test_r1_pending_fee_bound_is_one_absolute_amount_for_every_asset() -> None:
-    # 0 BNB in K vs 1 BNB reported: |Δ| = 1 ≤ 20, so WARN, as for 1 USDT
-    s = base(BalanceReported(venue_ts=0, balances=(AssetBalance(asset="USDT", wallet=D("9988")),
-                                                   AssetBalance(asset="BNB", wallet=D("1")))))
-    assert verdict_reason(reconcile(s, CFG), "R1", "BNB") == (Verdict.WARN, "UNSETTLED_FEE")
+def rounding_base(*more: Event) -> AccountState:
+    """Three closes whose exact realized PnL has more decimals than the venue keeps:
+    buy 3 @ 100, 1 @ 101 (avg 100.25); sell 1 @ 100.333333333 three times realizes
+    0.083333333 each, exactly; the venue books 0.08333333 per fill (8 places)."""
+    return replay(
+        usdt_at(8),
+        linear(),
+        deposit("1000"),
+        fill("buy", "3", "100"),
+        fill("buy", "1", "101"),
+        *(fill("sell", "1", "100.333333333", venue_pnl="0.08333333") for _ in range(3)),
+        *more,
+    )
+
+
+def test_r1_the_venues_per_fill_rounding_reproduces_its_wallet() -> None:
+    s = rounding_base(balances("1000.24999999"))
+    assert s.k.wallets["USDT"] == D("1000.249999999")  # exact: 3 · 0.083333333
+    assert s.k.venue_rounding["USDT"] == D("-0.000000009")  # 3 · (0.08333333 − 0.083333333)
+    c = only(reconcile(s, CFG), "R1", "USDT")
+    assert seen(c) == want(Verdict.OK, "VENUE_ROUNDING", "1000.249999999", "1000.24999999")
+    assert c.explained == D("1000.24999999")
+
+
+def test_r1_rounding_explains_only_what_it_reproduces() -> None:
+    # one unit of the last digit more than the venue's rounding gives: unexplained
+    c = only(reconcile(rounding_base(balances("1000.25")), CFG), "R1", "USDT")
+    assert (c.verdict, c.reason) == (Verdict.ERROR, "MISMATCH")
+
+
+def test_r1_without_the_venues_precision_only_an_exact_match_is_ok() -> None:
+    s = replay(linear(), deposit("1000"), fill("buy", "3", "100"), fill("buy", "1", "101"),
+               fill("sell", "1", "100.333333333", venue_pnl="0.08333333"),
+               balances("1000.08333333"))
+    assert verdict_reason(reconcile(s, CFG), "R1", "USDT") == (Verdict.ERROR, "MISMATCH")
+
+
+@pytest.mark.parametrize("drift", ["1", "15", "19"])
+def test_a_persistent_drift_turns_error_within_the_settling_window(drift: str) -> None:
+    # The venue's report after the last fill is short by `drift`: no cause explains it.
+    s = pending_base(balances(str(D("9988") - D(drift)), ts=12 * S, recv=12 * S))
+    c = only(reconcile(s, CFG), "R1", "USDT")
+    assert (c.verdict, c.reason) == (Verdict.ERROR, "MISMATCH")
+
+
+def test_a_missing_funding_payment_turns_error_once_the_window_passes() -> None:
+    # The venue paid 3.5 funding the kernel never received; its report is newer than
+    # every fact K holds, so nothing is pending.
+    s = pending_base(balances("9984.5", ts=12 * S, recv=12 * S))
+    assert verdict_reason(reconcile(s, CFG), "R1", "USDT") == (Verdict.ERROR, "MISMATCH")
 
 
 # --- pending reports -------------------------------------------------------------------
@@ -250,7 +315,7 @@ def pending_base(*more: Event) -> AccountState:
 def test_pending_report_r1_r3_r4_r6(now: int | None, verdict: Verdict, reason: str) -> None:
     s = pending_base() if now is None else pending_base(tick(now))
     r = reconcile(s, CFG)
-    # K wallet 9988 vs E 10000: |Δ| = 12 would be UNSETTLED_FEE, but the report is stale
+    # K wallet 9988 vs E 10000: the report predates the fill that took the fee
     assert verdict_reason(r, "R1", "USDT") == (verdict, reason)
     assert verdict_reason(r, "R3", "BTCUSDT") == (verdict, reason)  # K 2 vs E flat
     assert verdict_reason(r, "R4", "USDT") == (verdict, reason)  # K 2·30000 vs E 0
@@ -287,7 +352,7 @@ def test_a_report_after_the_fill_is_not_pending() -> None:
     s = replay(linear(), deposit("10000"), fill("buy", "2", "30000", fee="12", ts=FILL_TS),
                balances("10000", ts=12 * S, recv=12 * S), positions(ts=12 * S, recv=12 * S))
     r = reconcile(s, CFG)
-    assert verdict_reason(r, "R1", "USDT") == (Verdict.WARN, "UNSETTLED_FEE")  # 12 ≤ 20
+    assert verdict_reason(r, "R1", "USDT") == (Verdict.ERROR, "MISMATCH")  # 12 unexplained
     assert verdict_reason(r, "R3", "BTCUSDT") == (Verdict.ERROR, "MISMATCH")  # 2 vs 0
     assert verdict_reason(r, "R6") == (Verdict.ERROR, "MISMATCH")
     assert r.expires_at is None
@@ -310,9 +375,8 @@ def test_a_fresh_report_that_agrees_settles_the_pending_checks() -> None:
     [
         # K: (31000 − 30000)·1 = 1000
         ("1000", Verdict.OK, "MATCH"),
-        ("1000.03", Verdict.WARN, "LOT_STEP_ROUNDING"),  # 0.03 ≤ 0.05
-        ("999.95", Verdict.WARN, "LOT_STEP_ROUNDING"),  # 0.05 = realized_rounding
-        ("1000.06", Verdict.ERROR, "MISMATCH"),  # 0.06 > 0.05
+        ("1000.03", Verdict.ERROR, "MISMATCH"),  # no band: the seed called this rounding
+        ("999.99999999", Verdict.ERROR, "MISMATCH"),
         (None, Verdict.UNKNOWN, "NO_VENUE_REPORT"),
     ],
 )
@@ -321,6 +385,34 @@ def test_r2_last_fill_realized(venue_pnl: str | None, verdict: Verdict, reason: 
     c = only(reconcile(base(closing), CFG), "R2")
     assert c.subject == closing.dedup_key
     assert seen(c) == want(verdict, reason, "1000", venue_pnl)
+
+
+def test_r2_the_venues_precision_explains_a_rounded_figure() -> None:
+    s = rounding_base()
+    c = only(reconcile(s, CFG), "R2")
+    assert seen(c) == want(Verdict.OK, "VENUE_ROUNDING", "0.083333333", "0.08333333")
+
+
+def test_r2_a_mismatch_stays_until_resolved_not_until_the_next_fill() -> None:
+    bad = fill("sell", "1", "31000", venue_pnl="999")  # K says 1000
+    s = base(bad, fill("sell", "1", "31000", venue_pnl="1000"))
+    r = reconcile(s, CFG)
+    assert verdict_reason(r, "R2", bad.dedup_key) == (Verdict.ERROR, "MISMATCH")
+    assert r.verdict is Verdict.ERROR
+
+
+def test_r2_a_late_fill_that_re_prices_a_mismatch_resolves_it() -> None:
+    # The venue booked A (buy 1 @ 100) before B (buy 1 @ 110) and then C (sell 1 @ 120):
+    # C realizes 120 − 105 = 15. A arrives last: until then K priced C at 120 − 110 = 10.
+    a = fill("buy", "1", "100", ts=1 * S)
+    b = fill("buy", "1", "110", ts=2 * S)
+    c = fill("sell", "1", "120", ts=3 * S, venue_pnl="15")
+    before = replay(linear(), b, c)
+    assert verdict_reason(reconcile(before, CFG), "R2", c.dedup_key) == (Verdict.ERROR,
+                                                                          "MISMATCH")
+    after = replay(linear(), b, c, a)
+    assert after.fill_mismatches == {}
+    assert [ch for ch in reconcile(after, CFG).r2 if ch.verdict is Verdict.ERROR] == []
 
 
 def test_r2_compares_per_fill_not_cumulative() -> None:
@@ -345,9 +437,9 @@ def test_r2_without_a_fill_has_no_check() -> None:
     ("venue_qty", "verdict", "reason"),
     [
         ("2", Verdict.OK, "MATCH"),
-        ("2.001", Verdict.WARN, "LOT_STEP_ROUNDING"),  # |2 − 2.001| = 0.001 = one lot
-        ("1.999", Verdict.WARN, "LOT_STEP_ROUNDING"),
-        ("2.002", Verdict.ERROR, "MISMATCH"),  # two lots
+        # Venues do not round positions: one lot is a missing fill, not rounding.
+        ("2.001", Verdict.ERROR, "MISMATCH"),
+        ("1.999", Verdict.ERROR, "MISMATCH"),
         ("-2", Verdict.ERROR, "MISMATCH"),  # wrong side: |2 − (−2)| = 4
     ],
 )
@@ -376,19 +468,46 @@ def test_r3_hedge_mode_checks_each_side_on_its_own_key() -> None:
     ("venue_mark", "venue_notional", "verdict", "reason"),
     [
         ("31000", "62000", Verdict.OK, "MATCH"),
-        # 2·31050 = 62100; |62000 − 62100| = 100 ≤ 62100·0.003 = 186.3
-        ("31050", "62100", Verdict.WARN, "MARK_STALENESS"),
-        # 2·31093 = 62186; Δ 186 ≤ 62186·0.003 = 186.558
-        ("31093", "62186", Verdict.WARN, "MARK_STALENESS"),
-        # 2·31100 = 62200; Δ 200 > 62200·0.003 = 186.6
-        ("31100", "62200", Verdict.ERROR, "MISMATCH"),
+        # The venue's marks differ from K's: K at the venue's marks is 2·31050 = 62100,
+        # which is E. Like compared with like, that is OK, whatever the size of the gap.
+        ("31050", "62100", Verdict.OK, "AT_VENUE_MARKS"),
+        ("33000", "66000", Verdict.OK, "AT_VENUE_MARKS"),
+        # The venue's own notional does not follow from its own mark: unexplained.
+        ("31050", "62101", Verdict.ERROR, "MISMATCH"),
     ],
 )
 def test_r4_notional_vs_notional(
     venue_mark: str, venue_notional: str, verdict: Verdict, reason: str
 ) -> None:
-    c = only(reconcile(base(positions(pos("2", venue_mark))), CFG), "R4", "USDT")
+    c = only(reconcile(base(positions(pos("2", venue_mark, notional=venue_notional))), CFG),
+             "R4", "USDT")
     assert seen(c) == want(verdict, reason, "62000", venue_notional)
+    assert c.detail == ""  # the venue reported its notional
+
+
+def test_r4_a_quantity_difference_is_not_explained_by_marks() -> None:
+    # K holds 2, the venue 2.001 (a missing fill) at another mark: R3 and R4 both ERROR
+    r = reconcile(base(positions(pos("2.001", "31050", notional="62131.05"))), CFG)
+    assert verdict_reason(r, "R3", "BTCUSDT") == (Verdict.ERROR, "MISMATCH")
+    assert verdict_reason(r, "R4", "USDT") == (Verdict.ERROR, "MISMATCH")
+
+
+def test_r4_says_when_the_venue_side_is_computed_by_the_kernel() -> None:
+    c = only(reconcile(base(positions(pos("2", "31050"))), CFG), "R4", "USDT")
+    assert seen(c) == want(Verdict.OK, "AT_VENUE_MARKS", "62000", "62100")
+    assert "computed" in c.detail
+
+
+def test_r4_a_wrong_contract_size_in_k_is_an_error_against_the_venues_notional() -> None:
+    # K believes contract size 10, the venue (which reports its own notional) 1
+    s = replay(
+        linear("XYZUSDT", cs="10"),
+        fill("buy", "2", "2000", symbol="XYZUSDT"),
+        MarkPriceObserved(venue_ts=0, symbol="XYZUSDT", price=D("2050")),
+        positions(pos("2", "2050", symbol="XYZUSDT", entry="2000", notional="4100")),
+    )
+    c = only(reconcile(s, CFG), "R4", "USDT")
+    assert seen(c) == want(Verdict.ERROR, "MISMATCH", "41000", "4100")
 
 
 def test_r4_does_not_compare_notional_with_margin() -> None:
@@ -420,15 +539,29 @@ def test_r4_a_reported_position_without_a_mark_is_unknown() -> None:
     ("venue_used", "verdict", "reason"),
     [
         ("6200", Verdict.OK, "MATCH"),  # K: 2·31000 / 10
-        ("6201.5", Verdict.WARN, "LEVERAGE_ROUNDING"),  # 1.5 ≤ 2
-        ("6198", Verdict.WARN, "LEVERAGE_ROUNDING"),  # 2 = leverage_rounding_band
-        ("6203", Verdict.ERROR, "MISMATCH"),  # 3 > 2
+        ("6201.5", Verdict.ERROR, "MISMATCH"),  # no leverage-rounding band
         ("620", Verdict.ERROR, "MISMATCH"),  # leverage 100 on the venue, 10 in K
     ],
 )
 def test_r5_used_margin(venue_used: str, verdict: Verdict, reason: str) -> None:
     c = only(reconcile(base(balances("9988", used=venue_used)), CFG), "R5", "USDT")
     assert seen(c) == want(verdict, reason, "6200", venue_used)
+
+
+def test_r5_margin_in_an_asset_the_venue_does_not_report_is_unknown() -> None:
+    s = base(
+        InstrumentDefined(venue_ts=0, symbol="BTCUSDC", instrument_kind="linear", base="BTC",
+                          quote="USDC", settle="USDC", tick_size=D("0.1"),
+                          lot_size=D("0.001"), min_notional=D("5")),
+        fill("buy", "1", "30000", symbol="BTCUSDC"),
+        balances("9988", used="6200"),
+    )
+    r = reconcile(s, CFG)
+    assert verdict_reason(r, "R5", "USDT") == (Verdict.OK, "MATCH")
+    c = only(r, "R5", "USDC")
+    assert (c.verdict, c.reason, num(c.kernel)) == (Verdict.UNKNOWN, "NO_VENUE_REPORT",
+                                                     D("30000"))
+    assert "USDT" in c.detail
 
 
 # --- R6 ----------------------------------------------------------------------------------
@@ -469,10 +602,10 @@ def test_verdicts_are_ordered_ok_unknown_warn_error() -> None:
         ((balances("9988", used="6200"), positions(pos("2"))), Verdict.OK),
         # R5 UNKNOWN (no margin figure), the rest OK
         ((balances("9988"), positions(pos("2"))), Verdict.UNKNOWN),
-        # R1 WARN (Δ 15) beats R5 UNKNOWN
-        ((balances("10003"), positions(pos("2"))), Verdict.WARN),
-        # R3 ERROR (Δ 1) beats R1 WARN and R5 UNKNOWN
-        ((balances("10003"), positions(pos("1"))), Verdict.ERROR),
+        # R7 UNKNOWN (no entry price), the rest OK
+        ((balances("9988", used="6200"), positions(pos("2", entry=None))), Verdict.UNKNOWN),
+        # R3 ERROR (Δ 1) beats R5 UNKNOWN
+        ((balances("9988"), positions(pos("1"))), Verdict.ERROR),
     ],
 )
 def test_the_worst_check_wins(more: tuple[Event, ...], verdict: Verdict) -> None:
@@ -481,11 +614,13 @@ def test_the_worst_check_wins(more: tuple[Event, ...], verdict: Verdict) -> None
     assert r.verdict is max((c.verdict for c in r.checks), key=lambda v: v.rank)
 
 
-def test_config_bounds_are_honoured() -> None:
-    tight = ReconcileConfig(pending_fee_bound=D("10"))
-    # |9988 − 10003| = 15: WARN under the default bound 20, ERROR under 10
-    assert verdict_reason(reconcile(base(balances("10003")), tight), "R1", "USDT") == (
+def test_config_epsilon_is_honoured() -> None:
+    loose = ReconcileConfig(default_epsilon=D("15"))
+    # |9988 − 10003| = 15: ERROR by default (epsilon 0), MATCH within an epsilon of 15
+    assert verdict_reason(reconcile(base(balances("10003")), CFG), "R1", "USDT") == (
         Verdict.ERROR, "MISMATCH")
+    assert verdict_reason(reconcile(base(balances("10003")), loose), "R1", "USDT") == (
+        Verdict.OK, "MATCH")
 
 
 # --- project() reuse ---------------------------------------------------------------------
@@ -521,33 +656,77 @@ def test_project_reuse_equals_a_fresh_reconcile_across_a_pending_window() -> Non
                         Verdict.ERROR, Verdict.ERROR, Verdict.OK, Verdict.OK]
 
 
-def test_project_reuse_re_runs_r3_after_a_lot_size_change() -> None:
+def test_project_reuse_re_runs_every_rule_after_an_asset_definition() -> None:
     seq = [
         linear(),
-        fill("buy", "2", "30000", venue_pnl="0"),
-        positions(pos("2.001", "30000")),  # |2 − 2.001| = 0.001: one lot of 0.001
-        msgspec.structs.replace(linear(), lot_size=D("0.0001")),  # now ten lots
+        deposit("1000"),
+        fill("buy", "3", "100"),
+        fill("buy", "1", "101"),
+        fill("sell", "1", "100.333333333", venue_pnl="0.08333333"),
+        balances("1000.08333333"),
+        usdt_at(8),  # the venue's precision arrives after the figures it explains
     ]
     prev = None
     for s in states(*seq):
         prev = project(s, CFG, prev)
         assert prev.reconcile == reconcile(s, CFG)
-    assert verdict_reason(prev.reconcile, "R3", "BTCUSDT") == (Verdict.ERROR, "MISMATCH")
+    assert verdict_reason(prev.reconcile, "R1", "USDT") == (Verdict.OK, "VENUE_ROUNDING")
 
 
-def test_r5_names_mark_staleness_when_the_venues_marks_explain_the_gap() -> None:
+def test_r5_the_venues_marks_explain_a_margin_gap_like_for_like() -> None:
     # The venue reported at mark 31000: used margin 2·31000/10 = 6200. K has since seen
-    # mark 31050: 2·31050/10 = 6210. At the venue's marks K's margin is 6200 exactly, and
-    # 10 ≤ 6210·0.003 = 18.63: the marks explain it, not the leverage (whose band is 2).
+    # mark 31050: 2·31050/10 = 6210. At the venue's marks K's margin is 6200 exactly.
     s = base(balances("9988", used="6200"), positions(pos("2", "31000")),
              MarkPriceObserved(venue_ts=0, symbol="BTCUSDT", price=D("31050")))
     c = only(reconcile(s, CFG), "R5", "USDT")
-    assert seen(c) == want(Verdict.WARN, "MARK_STALENESS", "6210", "6200")
+    assert seen(c) == want(Verdict.OK, "AT_VENUE_MARKS", "6210", "6200")
+    assert c.explained == D("6200")
 
 
-def test_r5_a_gap_beyond_the_staleness_band_is_still_an_error() -> None:
-    # Mark 31100: K 6220 against 6200; 20 > 6220·0.003 = 18.66, and 20 > 2.
-    s = base(balances("9988", used="6200"), positions(pos("2", "31000")),
+def test_r5_a_gap_the_venues_marks_do_not_explain_is_an_error() -> None:
+    # At the venue's mark 31000 K's margin is 6200, but the venue says 6190.
+    s = base(balances("9988", used="6190"), positions(pos("2", "31000")),
              MarkPriceObserved(venue_ts=0, symbol="BTCUSDT", price=D("31100")))
     c = only(reconcile(s, CFG), "R5", "USDT")
-    assert seen(c) == want(Verdict.ERROR, "MISMATCH", "6220", "6200")
+    assert seen(c) == want(Verdict.ERROR, "MISMATCH", "6220", "6190")
+
+
+# --- R7 ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "verdict", "reason"),
+    [
+        ("30000", Verdict.OK, "MATCH"),
+        ("30000.5", Verdict.ERROR, "MISMATCH"),
+        (None, Verdict.UNKNOWN, "NO_VENUE_REPORT"),
+    ],
+)
+def test_r7_average_entry_vs_the_venues(entry: str | None, verdict: Verdict, reason: str
+                                        ) -> None:
+    c = only(reconcile(base(positions(pos("2", entry=entry))), CFG), "R7", "BTCUSDT")
+    assert seen(c) == want(verdict, reason, "30000", entry)
+
+
+def test_r7_the_venue_printing_fewer_decimals_is_rounding() -> None:
+    # buy 1 @ 100, 2 @ 101: avg 100.666666666666666667; the venue prints 100.6666667
+    s = replay(linear(), fill("buy", "1", "100"), fill("buy", "2", "101"),
+               positions(pos("3", "101", entry="100.6666667")))
+    c = only(reconcile(s, CFG), "R7", "BTCUSDT")
+    assert (c.verdict, c.reason, c.explained) == (Verdict.OK, "VENUE_ROUNDING",
+                                                  D("100.6666667"))
+    s = replay(linear(), fill("buy", "1", "100"), fill("buy", "2", "101"),
+               positions(pos("3", "101", entry="100.6666666")))
+    assert verdict_reason(reconcile(s, CFG), "R7", "BTCUSDT") == (Verdict.ERROR, "MISMATCH")
+
+
+# --- E keeps the newest report ------------------------------------------------------------
+
+
+def test_an_older_report_arriving_late_does_not_replace_a_newer_one() -> None:
+    s = base(balances("9988", used="6200", ts=20 * S), positions(pos("2"), ts=20 * S),
+             # a resync's reports, taken before the fill, arrive after the stream's
+             balances("10000", used="0", ts=5 * S), positions(ts=5 * S))
+    assert s.e.balances_ts == 20 * S and s.e.positions_ts == 20 * S
+    assert s.e.stale_reports == 2
+    assert reconcile(s, CFG).verdict is Verdict.OK
