@@ -1,7 +1,8 @@
 """Properties of the fold over random event sequences (hypothesis).
 
 (a) replay determinism, (b) checkpoint + tail equals full replay, (c) the cash and PnL
-identities of linear perps, (d) the fold is a function of the de-duplicated sequence.
+identities of linear perps, (d) the fold is a function of the de-duplicated sequence,
+(e) K plus its venue-rounding residual is what a venue rounding each fill books.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from events.codec import Event
 from events.control import ManualAdjustment, VenueConnected
 from events.facts import (
     AssetBalance,
+    AssetDefined,
     BalanceReported,
     FundingSettled,
     InstrumentDefined,
@@ -30,6 +32,8 @@ from events.facts import (
     TransferCompleted,
     position_key,
 )
+from kernel.money import round_to
+from kernel.position import Position, trade
 from kernel.reconcile import ReconcileConfig
 from kernel.snapshot import project
 from kernel.state import GENESIS, AccountState, fold
@@ -336,3 +340,35 @@ def test_folding_the_deduplicated_redeliveries_equals_folding_each_fact_once(
     if duplicated_fill:
         # without the dedup a redelivered fill would be counted twice
         assert ENCODE(replay(noisy)[-1].k) != ENCODE(once.k)
+
+
+# --- (e) the venue's per-fill rounding, through late fills --------------------------------
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(["buy", "sell"]), qtys, prices), min_size=1,
+                max_size=25), st.randoms(use_true_random=False))
+def test_k_plus_venue_rounding_is_what_a_venue_rounding_each_fill_books(
+    trades: list[tuple[str, D, D]], rnd: object
+) -> None:
+    """A venue that books each fill's realized PnL rounded to 8 places, in its own order,
+    holds K's exact wallet plus `venue_rounding`, whatever order the fills arrive in."""
+    inst = LINEAR["BTCUSDT"]
+    fills = [OrderFilled(venue_ts=(i + 1) * S, recv_ts=(i + 1) * S, symbol="BTCUSDT",
+                         trade_id=f"{i + 1}", order_id=f"o{i}", side=side, qty=q,  # type: ignore[arg-type]
+                         price=px, fee=D(0), fee_currency="USDT")
+             for i, (side, q, px) in enumerate(trades)]
+    # the venue: its own order, each realized figure rounded before it is booked
+    pos, booked = Position(symbol="BTCUSDT"), D(0)
+    for f in fills:
+        if pos.qty == 0:
+            pos = Position(symbol="BTCUSDT")
+        pos, realized = trade(pos, f.qty if f.side == "buy" else -f.qty, f.price, inst)
+        booked += round_to(realized, 8, "half_even")
+    arrival = list(fills)
+    rnd.shuffle(arrival)  # type: ignore[attr-defined]
+    s = GENESIS
+    head: list[Event] = [inst, AssetDefined(venue_ts=0, asset="USDT", precision=8)]
+    for seq, e in enumerate([*head, *arrival], 1):
+        s = fold(s, e, seq)
+    assert s.k.wallets.get("USDT", D(0)) + s.k.venue_rounding["USDT"] == booked
