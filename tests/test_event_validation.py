@@ -142,8 +142,8 @@ VALID: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class F:
-    """One field's rules. `kind`: ts, int (> 0), nat (>= 0), dec, ident, text (non-empty), free, enum, bool,
-    sha256, list, obj. `sign` for dec: pos (> 0), nonneg (>= 0), nonzero, or ''."""
+    """One field's rules. `kind`: ts, int (> 0), nat (>= 0), dec, ident, text (non-empty), free,
+    enum, bool, sha256, list, obj. `sign` for dec: pos (> 0), nonneg (>= 0), nonzero, or ''."""
 
     kind: str
     required: bool = True
