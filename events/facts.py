@@ -228,10 +228,13 @@ class MarginReport(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_u
 
 
 class BalanceReported(VenueFact, frozen=True, kw_only=True, tag="balance_reported"):
-    """A complete balance report: it replaces the previous one whole."""
+    """A complete balance report: it replaces the previous one whole. `margin` is the
+    account-level margin summary; `margins` holds per-asset figures where the venue gives
+    them (Binance's account `assets[].initialMargin`), one report per asset at most."""
 
     balances: tuple[AssetBalance, ...]
     margin: MarginReport | None = None
+    margins: tuple[MarginReport, ...] = ()
 
     def __post_init__(self) -> None:
         self._check_times()
@@ -243,15 +246,24 @@ class BalanceReported(VenueFact, frozen=True, kw_only=True, tag="balance_reporte
             seen.add(b.asset)
             self._decimal(f"balances[{i}].wallet", b.wallet)
             self._opt_decimal(f"balances[{i}].available", b.available)
-        if self.margin is not None:
-            self._ident("margin.asset", self.margin.asset)
-            self._opt_decimal("margin.used", self.margin.used, nonneg=True)
-            self._opt_decimal("margin.maintenance", self.margin.maintenance, nonneg=True)
-            self._opt_decimal("margin.available", self.margin.available)
+        reports = [] if self.margin is None else [("margin", self.margin)]
+        reports += [(f"margins[{i}]", m) for i, m in enumerate(self.margins)]
+        assets: set[str] = set()
+        for where, m in reports:
+            self._ident(f"{where}.asset", m.asset)
+            if m.asset in assets:
+                self._fail(f"{where}.asset", m.asset, "must not repeat a margin asset")
+            assets.add(m.asset)
+            self._opt_decimal(f"{where}.used", m.used, nonneg=True)
+            self._opt_decimal(f"{where}.maintenance", m.maintenance, nonneg=True)
+            self._opt_decimal(f"{where}.available", m.available)
 
     @property
     def content_digest(self) -> str:
         """16 hex digits of the report's content: two reports in one millisecond differ."""
+        # A report without per-asset margins digests as it did before they existed.
+        if self.margins:
+            return _digest((self.balances, self.margin, self.margins))
         return _digest((self.balances, self.margin))
 
     @property

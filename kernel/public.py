@@ -108,7 +108,8 @@ class VenueE(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """E, the venue's latest reports. `null` where it has not reported."""
 
     balances: dict[str, BalanceE] | None
-    margin: MarginE | None
+    #: Margin figures by asset (the account-level summary and any per-asset figures).
+    margins: dict[str, MarginE] | None
     balances_ts: int | None
     positions: dict[str, PositionE] | None
     positions_ts: int | None
@@ -231,9 +232,9 @@ def public(snap: AccountSnapshotV2, intents: list[IntentOut] | None = None,
         balances=None if e.balances is None else {
             a: BalanceE(wallet=b.wallet, available=b.available)
             for a, b in sorted(e.balances.items())},
-        margin=None if e.margin is None else MarginE(
-            asset=e.margin.asset, used=e.margin.used, maintenance=e.margin.maintenance,
-            available=e.margin.available),
+        margins=None if e.margins is None else {
+            a: MarginE(asset=m.asset, used=m.used, maintenance=m.maintenance,
+                       available=m.available) for a, m in sorted(e.margins.items())},
         balances_ts=e.balances_ts,
         positions=None if e.positions is None else {
             key: PositionE(symbol=p.symbol, position_side=p.position_side, qty=p.qty,

@@ -298,17 +298,18 @@ def r4_notional(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
 
 
 def r5_margin(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
-    """K used margin (Σ notional/leverage) vs the venue's, per settlement asset. The
-    venue reports margin in one asset; K's margin in any other is UNKNOWN, not skipped."""
-    m = s.e.margin
-    if m is None or m.used is None:
-        return tuple(_unknown("R5", a, v) for a, v in sorted(s.k.used_margin.items()))
+    """K used margin (Σ notional/leverage) vs the venue's, per settlement asset. K's margin
+    in an asset the venue reports no margin figure for is UNKNOWN, never skipped."""
+    margins = s.e.margins or {}
+    reported = {a for a, m in margins.items() if m.used is not None}
     out: list[Check] = []
-    for a in sorted(s.k.used_margin.keys() | {m.asset}):
+    for a in sorted(s.k.used_margin.keys() | reported):
         k = s.k.used_margin.get(a, ZERO)
-        if a != m.asset:
-            out.append(_unknown("R5", a, k, detail=f"the venue reports margin in {m.asset}"
-                                                   " only"))
+        m = margins.get(a)
+        if m is None or m.used is None:
+            detail = (f"the venue reports margin in {', '.join(sorted(reported))} only"
+                      if reported else "")
+            out.append(_unknown("R5", a, k, detail=detail))
             continue
         late = pending(s.asset_moved.get(a), s.e.balances_ts, s.now, cfg.settle_window_ns)
         out.append(_judge("R5", a, k, m.used, cfg.eps(a), late,

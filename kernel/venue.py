@@ -28,6 +28,8 @@ from kernel.money import ZERO
 class VenueView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     balances: dict[str, AssetBalance] | None = None
     margin: MarginReport | None = None
+    #: Margin figures by asset: the account-level `margin` and the per-asset `margins`.
+    margins: dict[str, MarginReport] | None = None
     balances_ts: int | None = None
     positions: dict[str, ReportedPosition] | None = None
     positions_ts: int | None = None
@@ -49,6 +51,8 @@ def apply_balances(e: VenueView, report: BalanceReported) -> VenueView:
         e,
         balances={b.asset: b for b in report.balances},
         margin=report.margin,
+        margins={m.asset: m for m in (*(() if report.margin is None else (report.margin,)),
+                                      *report.margins)},
         balances_ts=report.venue_ts,
     )
 

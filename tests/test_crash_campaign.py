@@ -6,7 +6,12 @@ At the end the venue goes quiet, the daemon runs once more and stops cleanly, an
 the venue's books to the last digit, every rule is OK, and nothing was quarantined as a
 conflict: nothing was double-counted or lost across the crashes.
 
-EXKERNEL_CRASH_ROUNDS (default 8) and EXKERNEL_CRASH_SEED (default 1) replay a campaign.
+EXKERNEL_CRASH_ROUNDS (default 8) and EXKERNEL_CRASH_SEED (default 1) replay a campaign;
+EXKERNEL_CRASH_HEDGE=1 runs the venue in hedge mode.
+
+The venue keeps money at 8 places and rounds each fill's realized PnL before booking it;
+K books the exact figure, so K's wallet plus the venue's own tally of that rounding
+(`truth.rounding`) is the venue's wallet, to the last digit.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("EXKERNEL_CRASH_ROUNDS", "8"))
 SEED = int(os.environ.get("EXKERNEL_CRASH_SEED", "1"))
+HEDGE = os.environ.get("EXKERNEL_CRASH_HEDGE", "") == "1"
 
 CONFIG = """
 [kernel]
@@ -47,6 +53,7 @@ url = "{url}"
 
 [venue.sim]
 seed = {seed}
+hedge_mode = {hedge}
 tick_s = 0.05
 funding_interval_s = 1.0
 
@@ -55,10 +62,15 @@ every_s = 0.05
 """
 
 
+def config(tmp_path: Path, url: str) -> str:
+    return CONFIG.format(state=tmp_path / "state", url=url, seed=SEED,
+                         hedge="true" if HEDGE else "false")
+
+
 @pytest.fixture
 def venue(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     cfg = tmp_path / "kernel.toml"
-    cfg.write_text(CONFIG.format(state=tmp_path / "state", url="ws://127.0.0.1:1", seed=SEED))
+    cfg.write_text(config(tmp_path, "ws://127.0.0.1:1"))
     server = subprocess.Popen(
         [sys.executable, "-m", "adapters.sim.server", "--config", str(cfg)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -68,7 +80,7 @@ def venue(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         line = server.stdout.readline()
         assert line.startswith("listening "), line
         url = f"ws://127.0.0.1:{line.split()[1]}"
-        cfg.write_text(CONFIG.format(state=tmp_path / "state", url=url, seed=SEED))
+        cfg.write_text(config(tmp_path, url))
         yield cfg, url
     finally:
         server.send_signal(signal.SIGTERM)
@@ -141,7 +153,9 @@ def test_kill_9_during_heavy_trading_loses_and_doubles_nothing(
     truth = asyncio.run(ask(url, "truth"))
     k = snap["k"]
     wallets = {a: Decimal(v) for a, v in truth["wallets"].items()}  # type: ignore[attr-defined]
-    assert {a: Decimal(v) for a, v in k["wallets"].items()} == wallets
+    rounding = {a: Decimal(v) for a, v in truth["rounding"].items()}  # type: ignore[attr-defined]
+    assert {a: Decimal(v) + rounding.get(a, Decimal(0)) for a, v in k["wallets"].items()} \
+        == wallets
     assert {s: [Decimal(p["qty"]), Decimal(p["avg_open"])] for s, p in k["positions"].items()} \
         == {s: [Decimal(q), Decimal(a)] for s, (q, a) in truth["positions"].items()}  # type: ignore[attr-defined]
     assert truth["fills"] > 50  # type: ignore[operator]
@@ -153,7 +167,7 @@ def test_kill_9_during_heavy_trading_loses_and_doubles_nothing(
 
 def test_a_rejected_api_key_exits_77_and_a_good_one_connects(tmp_path: Path) -> None:
     cfg = tmp_path / "kernel.toml"
-    cfg.write_text(CONFIG.format(state=tmp_path / "state", url="ws://127.0.0.1:1", seed=SEED))
+    cfg.write_text(config(tmp_path, "ws://127.0.0.1:1"))
     server = subprocess.Popen(
         [sys.executable, "-m", "adapters.sim.server", "--config", str(cfg),
          "--api-key-env", "SIM_EXPECTS"],
@@ -163,8 +177,7 @@ def test_a_rejected_api_key_exits_77_and_a_good_one_connects(tmp_path: Path) -> 
     try:
         assert server.stdout is not None
         port = server.stdout.readline().split()[1]
-        cfg.write_text(CONFIG.format(state=tmp_path / "state", url=f"ws://127.0.0.1:{port}",
-                                     seed=SEED))
+        cfg.write_text(config(tmp_path, f"ws://127.0.0.1:{port}"))
         run = [sys.executable, "-m", "kernel.cli.main", "run", "--config", str(cfg)]
         wrong = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=60,
                                env={**os.environ, "EXKERNEL_API_KEY": "a-wrong-key"})

@@ -59,6 +59,8 @@ VALID: dict[str, dict[str, Any]] = {
             {"asset": "BNB", "wallet": "0.25"},
         ],
         "margin": {"asset": "USDT", "used": "67.01", "maintenance": "2.68", "available": "-3"},
+        "margins": [{"asset": "BTC", "used": "0.01", "maintenance": "0.002",
+                     "available": "0.24"}],
     },
     "positions_reported": {
         "venue_ts": T0, "recv_ts": 0,
@@ -195,7 +197,9 @@ SPEC: dict[str, dict[str, F]] = {
         **_TIMES, "balances": F("list"), "margin": F("obj", required=False, nullable=True),
         "balances[0].asset": ID, "balances[0].wallet": DEC, "balances[0].available": DEC_OPT,
         "margin.asset": ID, "margin.used": NONNEG_OPT, "margin.maintenance": NONNEG_OPT,
-        "margin.available": DEC_OPT,
+        "margin.available": DEC_OPT, "margins": F("list", required=False),
+        "margins[0].asset": ID, "margins[0].used": NONNEG_OPT,
+        "margins[0].maintenance": NONNEG_OPT, "margins[0].available": DEC_OPT,
     },
     "positions_reported": {
         **_TIMES, "positions": F("list"),
@@ -248,6 +252,7 @@ SPEC: dict[str, dict[str, F]] = {
 NESTED = {
     ("balance_reported", "balances[0]"): AssetBalance,
     ("balance_reported", "margin"): MarginReport,
+    ("balance_reported", "margins[0]"): MarginReport,
     ("positions_reported", "positions[0]"): ReportedPosition,
 }
 
@@ -431,6 +436,8 @@ RULES: list[tuple[str, str, dict[str, Any], str]] = [
     ("balance_reported", "repeated_asset",
      {"balances": [{"asset": "USDT", "wallet": "1"}, {"asset": "USDT", "wallet": "2"}]},
      "balances[1].asset"),
+    ("balance_reported", "repeated_margin_asset",
+     {"margins": [{"asset": "USDT", "used": "1"}]}, "margins[0].asset"),
     ("positions_reported", "repeated_key",
      {"positions": [{"symbol": "BTCUSDT", "qty": "1"}, {"symbol": "BTCUSDT", "qty": "2"}]},
      "positions[1]"),

@@ -1,7 +1,12 @@
 """The daemon against a faulty venue: duplicates, reorders, drops, malformed pushes, stale
 reports and disconnects. Once the venue goes quiet, K is the venue's books exactly and
 every rule is back to OK. In process (a real SQLite file, the real daemon and writer),
-so the test can read the venue's ground truth."""
+so the test can read the venue's ground truth.
+
+Some seeds run the venue in hedge mode (a long and a short position per symbol, funding
+per side), every fault on, so K's hedge path is exercised end to end. The venue keeps
+money at 8 places and rounds each fill's realized PnL; K books it exactly, so K's wallet
+plus what that rounding added (the venue's own tally) is the venue's wallet."""
 
 from __future__ import annotations
 
@@ -19,10 +24,11 @@ from kernel.daemon.service import Daemon
 from kernel.reconcile import Verdict
 
 
-def campaign_config(seed: int) -> Config:
+def campaign_config(seed: int, hedge_mode: bool = False) -> Config:
     base = load_config(None)
     sim = SimConfig(
-        seed=seed, tick_s=0.05, funding_interval_s=1.0, report_delay_ms=50,
+        seed=seed, hedge_mode=hedge_mode, tick_s=0.05, funding_interval_s=1.0,
+        report_delay_ms=50,
         trader=SimTrader(every_s=0.1),
         faults=SimFaults(duplicate=0.1, reorder=0.1, drop=0.1, malformed=0.05,
                          stale_reports=0.3, disconnect_every_s=1.5),
@@ -42,8 +48,10 @@ def differences(daemon: Daemon, venue: SimVenue) -> list[str]:
     out = []
     assets = k.wallets.keys() | truth.wallets.keys()
     for a in sorted(assets):
-        if k.wallets.get(a, Decimal(0)) != truth.wallets.get(a, Decimal(0)):
-            out.append(f"wallet {a}: K {k.wallets.get(a)} venue {truth.wallets.get(a)}")
+        rounded = k.wallets.get(a, Decimal(0)) + truth.rounding.get(a, Decimal(0))
+        if rounded != truth.wallets.get(a, Decimal(0)):
+            out.append(f"wallet {a}: K {k.wallets.get(a)} (+ venue rounding {rounded})"
+                       f" venue {truth.wallets.get(a)}")
     kp = {s: (p.qty, p.avg_open) for s, p in k.positions.items()}
     tp = {s: (h.qty, h.avg) for s, h in truth.positions.items()}
     if kp != tp:
@@ -57,11 +65,12 @@ def differences(daemon: Daemon, venue: SimVenue) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("seed", [11, 12, 13])
+@pytest.mark.parametrize(("seed", "hedge_mode"), [(11, False), (12, False), (13, True),
+                                                  (14, True)])
 async def test_after_the_venue_goes_quiet_k_is_its_books_and_every_rule_is_ok(
-    tmp_path: Path, seed: int
+    tmp_path: Path, seed: int, hedge_mode: bool
 ) -> None:
-    cfg = campaign_config(seed)
+    cfg = campaign_config(seed, hedge_mode)
     venue = SimVenue(cfg.venue.sim)
     daemon = Daemon(cfg, venue, tmp_path)
     run = asyncio.create_task(daemon.run())
@@ -71,6 +80,12 @@ async def test_after_the_venue_goes_quiet_k_is_its_books_and_every_rule_is_ok(
         state = daemon._writer.state
         assert state.quarantined > 0, "malformed pushes were quarantined"
         assert state.k.positions or state.k.holdings, "the trader traded"
+        if hedge_mode:
+            sides = {p.position_side for p in state.k.positions.values()}
+            assert sides <= {"long", "short"} and sides, "K keys hedge positions by side"
+            truth = venue.engine.truth()
+            times = [f.ts_ns for f in truth.funding]
+            assert any(times.count(t) > 1 for t in times), "both sides paid at one time"
         venue.engine.quiet()
         left: list[str] = []
         for _ in range(60):  # a resync every 0.5 s; reconnects back off up to a few s

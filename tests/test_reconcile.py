@@ -562,6 +562,24 @@ def test_r5_margin_in_an_asset_the_venue_does_not_report_is_unknown() -> None:
     assert (c.verdict, c.reason, num(c.kernel)) == (Verdict.UNKNOWN, "NO_VENUE_REPORT",
                                                      D("30000"))
     assert "USDT" in c.detail
+    # once the venue reports that asset's margin too, it is compared
+    s = msgspec.structs.replace(s, e=msgspec.structs.replace(
+        s.e, margins={**(s.e.margins or {}), "USDC": MarginReport(asset="USDC",
+                                                                   used=D("29999"))}))
+    assert verdict_reason(reconcile(s, CFG), "R5", "USDC") == (Verdict.ERROR, "MISMATCH")
+
+
+def test_r5_compares_every_asset_a_balance_report_gives_margin_for() -> None:
+    usdc = InstrumentDefined(venue_ts=0, symbol="BTCUSDC", instrument_kind="linear",
+                             base="BTC", quote="USDC", settle="USDC", tick_size=D("0.1"),
+                             lot_size=D("0.001"), min_notional=D("5"))
+    report = BalanceReported(
+        venue_ts=0, balances=(AssetBalance(asset="USDT", wallet=D("9988")),),
+        margin=MarginReport(asset="USDT", used=D("6200")),
+        margins=(MarginReport(asset="USDC", used=D("30000")),))
+    r = reconcile(base(usdc, fill("buy", "1", "30000", symbol="BTCUSDC"), report), CFG)
+    assert verdict_reason(r, "R5", "USDT") == (Verdict.OK, "MATCH")
+    assert verdict_reason(r, "R5", "USDC") == (Verdict.OK, "MATCH")  # 1·30000 at leverage 1
 
 
 # --- R6 ----------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from adapters.sim.parse import parse
 from adapters.sim.trader import OrderRequest
 from events.control import InputQuarantined
 from events.facts import (
+    AssetDefined,
     InstrumentDefined,
     LeverageSet,
     OrderFilled,
@@ -183,7 +184,9 @@ def test_inverse_fee_and_margin_are_in_the_base_coin() -> None:
     eng = started(quiet(inst, deposits={"BTC": D(1)}))
     eng.place(req("buy", "1", symbol="BTCUSD"), "c1", T0)
     (fill,) = eng.truth().fills
-    assert (fill.fee, fill.fee_currency) == (D("0.000000666666666667"), "BTC")  # 100/60000*.0004
+    # 1 * 100 / 60000 * 0.0004 = 0.000000666..., booked at BTC's 8 places.
+    assert (fill.fee, fill.fee_currency) == (D("0.00000067"), "BTC")
+    assert eng.truth().wallets == {"BTC": D("0.99999933")}
 
 
 REJECTIONS = [
@@ -230,11 +233,16 @@ def test_the_same_seed_gives_the_same_messages() -> None:
 
 
 def assert_k_is_truth(state: AccountState, eng: SimEngine) -> None:
+    """K is the venue's books: positions and holdings exactly; wallets exactly once the
+    venue's per-fill rounding of realized PnL (which K books exactly) is added to K."""
     truth = eng.truth()
     k = state.k
     assets = k.wallets.keys() | truth.wallets.keys()
-    assert {a: k.wallets.get(a, D(0)) for a in assets} == {
+    assert {a: k.wallets.get(a, D(0)) + truth.rounding.get(a, D(0)) for a in assets} == {
         a: truth.wallets.get(a, D(0)) for a in assets}
+    # K's own tally of that rounding (from the venue's asset_defined) is the venue's.
+    assert {a: k.venue_rounding.get(a, D(0)) for a in assets} == {
+        a: truth.rounding.get(a, D(0)) for a in assets}
     assert {s: (p.qty, p.avg_open) for s, p in k.positions.items()} == {
         s: (h.qty, h.avg) for s, h in truth.positions.items()}
     assert {s: (p.qty, p.avg_open) for s, p in k.holdings.items()} == {
@@ -242,6 +250,8 @@ def assert_k_is_truth(state: AccountState, eng: SimEngine) -> None:
 
 
 def assert_reconciled(state: AccountState) -> None:
+    """Every rule OK: R5 included for each settlement asset (the sim reports margin per
+    asset, as Binance's account endpoint does)."""
     result = reconcile(state, ReconcileConfig())
     bad = [c for c in result.checks if c.verdict is not Verdict.OK]
     assert not bad, bad
@@ -319,7 +329,7 @@ def test_every_fact_lost_to_faults_comes_back_through_resync(seed: int) -> None:
     fills = sorted((e for e in recovered if isinstance(e, OrderFilled)),
                    key=lambda e: int(e.trade_id))
     others = [e for e in recovered if not isinstance(e, OrderFilled)]
-    setup = (InstrumentDefined, LeverageSet, TransferCompleted)
+    setup = (AssetDefined, InstrumentDefined, LeverageSet, TransferCompleted)
     ordered = [e for kind in setup for e in others if isinstance(e, kind)]
     rest = [e for e in others if not isinstance(e, (*setup, InputQuarantined))]
     assert_k_is_truth(fold_all([*ordered, *fills, *rest]), eng)

@@ -10,20 +10,32 @@ from test_sim_venue import fast, quiet
 from venue_contract import ContractMarket, VenueContract
 from websockets.asyncio.server import serve
 
+from adapters.sim.config import SimConfig
 from adapters.sim.remote import RemoteSimVenue
 from adapters.sim.server import SimServer
 from kernel.errors import VenueUnavailable
 
 
-@pytest.fixture
-async def venue() -> AsyncIterator[RemoteSimVenue]:
-    server = SimServer(fast(quiet()))
+async def served(cfg: SimConfig) -> AsyncIterator[RemoteSimVenue]:
+    server = SimServer(fast(cfg))
     async with serve(server.handle, "127.0.0.1", 0) as ws_server:
         port = next(iter(ws_server.sockets)).getsockname()[1]
         v = RemoteSimVenue(f"ws://127.0.0.1:{port}")
         await v.connect()
         yield v
         await v.close()
+
+
+@pytest.fixture
+async def venue() -> AsyncIterator[RemoteSimVenue]:
+    async for v in served(quiet()):
+        yield v
+
+
+@pytest.fixture
+async def hedge_venue() -> AsyncIterator[RemoteSimVenue]:
+    async for v in served(quiet(hedge_mode=True)):
+        yield v
 
 
 @pytest.fixture

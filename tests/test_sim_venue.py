@@ -48,6 +48,14 @@ async def venue() -> AsyncIterator[SimVenue]:
 
 
 @pytest.fixture
+async def hedge_venue() -> AsyncIterator[SimVenue]:
+    v = fast(quiet(hedge_mode=True))
+    await v.connect()
+    yield v
+    await v.close()
+
+
+@pytest.fixture
 def market() -> ContractMarket:
     return ContractMarket(symbol="BTCUSDT", qty=D("0.002"), resting_buy_price=D(30000),
                           off_lot_qty=D("0.0015"))

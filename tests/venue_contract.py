@@ -1,9 +1,14 @@
 """The contract every `Venue` implementation must pass.
 
 Subclass `VenueContract` in a test module (named `Test...`) and provide the `venue`
-fixture (a connected venue, closed after the test) and the `market` fixture (a
+fixture (a connected venue, closed after the test), the `hedge_venue` fixture (the same
+in hedge mode: a long and a short position per symbol) and the `market` fixture (a
 `ContractMarket` saying what to trade on it: a symbol, a quantity that fills, a limit
 price far enough from the market to rest, and a quantity off the lot grid).
+
+In hedge mode `PlaceOrder` names no position side, so an adapter derives it: a
+reduce-only order closes (a SELL the long, a BUY the short), any other opens (a BUY the
+long, a SELL the short).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from decimal import Decimal
 from adapters.base import Venue
 from events.codec import Event, decode, encode
 from events.facts import (
+    AssetDefined,
     BalanceReported,
     FundingSettled,
     InstrumentDefined,
@@ -41,11 +47,13 @@ class ContractMarket:
 
 
 def place(m: ContractMarket, order_type: str = "market", *, qty: Decimal | None = None,
-          price: Decimal | None = None, cid: str | None = None) -> PlaceOrder:
+          price: Decimal | None = None, cid: str | None = None, side: str = "buy",
+          reduce_only: bool = False) -> PlaceOrder:
     n = next(_ids)
     return PlaceOrder(venue_ts=0, command_id=f"cmd-{n}", intent_id=f"intent-{n}",
-                      client_order_id=cid or f"contract-{n}", symbol=m.symbol, side="buy",
-                      order_type=order_type, qty=qty or m.qty, price=price)  # type: ignore[arg-type]
+                      client_order_id=cid or f"contract-{n}", symbol=m.symbol, side=side,  # type: ignore[arg-type]
+                      order_type=order_type, qty=qty or m.qty, price=price,  # type: ignore[arg-type]
+                      reduce_only=reduce_only)
 
 
 def cancel(m: ContractMarket, cid: str) -> CancelOrder:
@@ -148,3 +156,39 @@ class VenueContract:
         assert all(isinstance(t, TransferCompleted) and round_trips(t) for t in transfers)
         assert await venue.transfers_since(2**62) == []
         assert all(round_trips(o) for o in await venue.open_orders())
+
+    async def test_assets_define_the_precision_of_what_the_account_holds(
+        self, venue: Venue, market: ContractMarket
+    ) -> None:
+        assets = await venue.assets()
+        assert all(isinstance(a, AssetDefined) and round_trips(a) for a in assets)
+        assert len({a.asset for a in assets}) == len(assets)
+        settle = {i.settle for i in await venue.instruments() if i.symbol == market.symbol}
+        balances = {b.asset for b in (await venue.balances()).balances}
+        assert settle | balances <= {a.asset for a in assets}
+        assert await venue.assets() == assets  # the same facts again: the same dedup keys
+
+    async def test_a_hedge_mode_account_holds_a_long_and_a_short_at_once(
+        self, hedge_venue: Venue, market: ContractMarket
+    ) -> None:
+        v = hedge_venue
+        facts = v.facts()
+        opens = [place(market), place(market, side="sell")]
+        for cmd in opens:
+            assert isinstance(await v.place(cmd), CommandAcknowledged)
+        long_fill = await first(facts, OrderFilled, opens[0].client_order_id)
+        short_fill = await first(facts, OrderFilled, opens[1].client_order_id)
+        assert isinstance(long_fill, OrderFilled) and long_fill.position_side == "long"
+        assert isinstance(short_fill, OrderFilled) and short_fill.position_side == "short"
+        long_key, short_key = f"{market.symbol}|long", f"{market.symbol}|short"
+        held = {p.key: p.qty for p in (await v.positions()).positions}
+        assert held == {long_key: market.qty, short_key: -market.qty}
+        close = place(market, side="sell", reduce_only=True)
+        assert isinstance(await v.place(close), CommandAcknowledged)
+        closed = await first(facts, OrderFilled, close.client_order_id)
+        assert isinstance(closed, OrderFilled) and closed.position_side == "long"
+        report = await v.positions()
+        assert round_trips(report)
+        assert {p.key: p.qty for p in report.positions} == {short_key: -market.qty}
+        fills = await v.fills_since(0)
+        assert {f.position_side for f in fills} == {"long", "short"}

@@ -7,9 +7,14 @@ Money is Decimal (TOML strings); durations are seconds (float) unless named `_ms
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+
+from events.facts import Rounding
+
+#: Decimal places an asset's amounts are kept to (the range `asset_defined` allows).
+Places = Annotated[int, msgspec.Meta(ge=0, le=18)]
 
 
 class SimInstrument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -54,6 +59,15 @@ class SimTrader(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
 class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     seed: int = 1
+    #: Binance's dualSidePosition: each perpetual symbol has a LONG and a SHORT position,
+    #: and every order says which one it opens or closes (`adapters.sim.engine`).
+    hedge_mode: bool = False
+    #: The venue keeps every asset's amounts (wallets, fees, funding, each fill's realized
+    #: PnL) to this many decimal places, rounded the `rounding` way, and reports them so
+    #: (Binance USD-M: 8 for USDT); `asset_precision` names the exceptions per asset.
+    precision: Places = 8
+    asset_precision: dict[str, Places] = msgspec.field(default_factory=dict)
+    rounding: Rounding = "half_even"
     instruments: tuple[SimInstrument, ...] = (
         SimInstrument(symbol="BTCUSDT", base="BTC", quote="USDT", settle="USDT",
                       tick_size=Decimal("0.1"), lot_size=Decimal("0.001"),
@@ -73,3 +87,14 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     trader: SimTrader = SimTrader()
     #: Flood mode for benchmarks: push this many extra mark prices per second (0 = off).
     flood_per_s: int = 0
+
+    def precision_of(self, asset: str) -> int:
+        return self.asset_precision.get(asset, self.precision)
+
+    def assets(self) -> list[str]:
+        """Every asset the account can hold an amount of: the deposits, the settlement
+        assets of the derivatives, and the base and quote of each spot pair."""
+        held = set(self.deposits)
+        for i in self.instruments:
+            held |= {i.base, i.quote} if i.kind == "spot" else {i.settle}
+        return sorted(held)

@@ -13,6 +13,12 @@ every `trader.every_s` the scripted trader acts; a complete account report follo
 change of wallets or positions by `report_delay_ms`. `advance` returns the wire messages
 (`adapters.sim.wire`); rejection codes are listed in `adapters.sim.orders`.
 
+Money is kept at each asset's precision (`adapters.sim.account`): fees, each fill's
+realized PnL and funding are rounded before they are booked, one at a time, as Binance
+does; the precisions are pushed at start (and answer `assets`). In hedge mode
+(`hedge_mode`) each order trades a LONG or a SHORT side (`adapters.sim.orders`) and
+funding pays each side on its own (`adapters.sim.funding`).
+
 Every computation runs in the kernel's decimal context (`kernel.money`), so the figures
 agree with the kernel's digit for digit.
 """
@@ -30,11 +36,11 @@ from adapters.sim import orders as rules
 from adapters.sim import wire
 from adapters.sim.account import Account, Holding
 from adapters.sim.config import SimConfig, SimInstrument
+from adapters.sim.funding import Funding, settle
 from adapters.sim.orders import Accepted, Fill, Rejected, SimOrder, Spec, crosses, triggers
 from adapters.sim.trader import Trader
 from adapters.sim.wire import Msg
 from kernel import money
-from kernel.money import q18
 
 NEVER = 2**63 - 1
 _CTX = decimal.Context(  # kernel.money.install()'s settings, without touching global state
@@ -42,14 +48,6 @@ _CTX = decimal.Context(  # kernel.money.install()'s settings, without touching g
     Emin=decimal.MIN_EMIN, traps=[decimal.InvalidOperation, decimal.DivisionByZero,
                                   decimal.Overflow])
 PricePath = Sequence[tuple[int, Decimal]]
-
-
-@dataclass(frozen=True)
-class Funding:
-    symbol: str
-    asset: str
-    amount: Decimal
-    ts_ns: int
 
 
 @dataclass(frozen=True)
@@ -62,6 +60,10 @@ class Truth:
     open_orders: tuple[SimOrder, ...]
     fills: tuple[Fill, ...]
     funding: tuple[Funding, ...]
+    #: Per settlement asset, Σ (booked - exact) realized PnL over the perpetual fills:
+    #: what the per-fill rounding added to the wallet. A ledger that books the exact
+    #: figures has `wallet - rounding` where the venue has `wallet`.
+    rounding: dict[str, Decimal]
 
 
 class SimEngine:
@@ -82,7 +84,7 @@ class SimEngine:
                 raise ValueError(f"{i.symbol}: price_csv {i.price_csv!r} was not loaded")
         self._rng = rng
         self._trader = Trader(config.trader, rng)
-        self.account = Account()
+        self.account = Account(config)
         self.orders: dict[str, SimOrder] = {}
         self._by_cid: dict[str, SimOrder] = {}
         self.fills: list[Fill] = []
@@ -138,12 +140,15 @@ class SimEngine:
     def _begin(self, now: int) -> None:
         cfg = self.config
         self._start = self.now = now
+        self.definitions.append(wire.asset_info(
+            now, [(a, cfg.precision_of(a), cfg.rounding) for a in cfg.assets()]))
         for inst in cfg.instruments:
             self.definitions.append(wire.exchange_info(now, inst))
             if inst.kind != "spot":
                 self.definitions.append(wire.leverage(now, inst.symbol, inst.leverage))
         self._outbox.extend(self.definitions)
         for n, (asset, amount) in enumerate(sorted(cfg.deposits.items()), 1):
+            amount = self.account.round(asset, amount)
             self.account.credit(asset, amount)
             msg = wire.transfer(now, f"sim-deposit-{n}", asset, amount,
                                 self.account.wallets[asset])
@@ -174,19 +179,8 @@ class SimEngine:
         return _to_tick(self.prices[inst.symbol] * (1 + inst.volatility * g), inst.tick_size)
 
     def _settle_funding(self, t: int) -> None:
-        for symbol, pos in sorted(self.account.positions.items()):
-            inst, mark = self.instruments[symbol], self.prices[symbol]
-            rate = inst.funding_rate
-            if inst.kind == "inverse":
-                amount = -q18(pos.qty * inst.contract_size / mark * rate)
-            else:
-                amount = -q18(pos.qty * inst.contract_size * mark * rate)
-            if not amount:
-                continue
-            self.account.credit(inst.settle, amount)
-            self.funding.append(Funding(symbol, inst.settle, amount, t))
-            msg = wire.funding(t, symbol, inst.settle, amount, rate,
-                               self.account.wallets[inst.settle], pos.qty)
+        for paid, msg in settle(self.account, self.instruments, self.prices, t):
+            self.funding.append(paid)
             self.funding_msgs.append((t, msg))
             self._outbox.append(msg)
             self._changed(t)
@@ -200,9 +194,13 @@ class SimEngine:
             self._run_until(now_ns)
             return self.submit(spec, client_order_id, self.now)
 
-    def submit(self, spec: Spec, client_order_id: str, t: int) -> Accepted | Rejected:
-        """Place at the engine's current time `t` (the trader's entry: no time step)."""
-        rejected = rules.check_place(self, spec, client_order_id)
+    def submit(
+        self, spec: Spec, client_order_id: str, t: int, position_side: str | None = None
+    ) -> Accepted | Rejected:
+        """Place at the engine's current time `t` (the trader's entry: no time step).
+        `position_side` ("long" / "short" in hedge mode): None derives it (module doc)."""
+        side = rules.position_side(self, spec) if position_side is None else position_side
+        rejected = rules.check_place(self, spec, client_order_id, side)
         if rejected is not None:
             return rejected
         self._ids += 1
@@ -211,6 +209,7 @@ class SimEngine:
             side=spec.side, order_type=spec.order_type, qty=spec.qty, price=spec.price,
             trigger_price=spec.trigger_price, time_in_force=spec.time_in_force,
             reduce_only=spec.reduce_only, post_only=spec.post_only, created_ns=t,
+            position_side=side,
         )
         self.orders[order.order_id] = order
         self._by_cid[client_order_id] = order
@@ -319,8 +318,9 @@ class SimEngine:
             return False
         rate = self.config.maker_fee if liquidity == "maker" else self.config.taker_fee
         fee, currency = rules.fee(inst, order.side, q, px, rate)
+        fee = self.account.round(currency, fee)
         signed = q if order.side == "buy" else -q
-        realized = self.account.fill(inst, signed, px, fee, currency)
+        booked = self.account.fill(inst, signed, px, fee, currency, order.position_side)
         order.filled_qty += q
         order.cost += q * px
         order.status = "filled" if order.filled_qty == order.qty else "partially_filled"
@@ -329,7 +329,8 @@ class SimEngine:
             trade_id=str(self._ids), order_id=order.order_id,
             client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
             qty=q, price=px, fee=fee, fee_currency=currency, liquidity=liquidity,
-            realized=realized, ts_ns=t,
+            realized=booked.realized, ts_ns=t, position_side=order.position_side,
+            exact_realized=booked.exact,
         )
         self.fills.append(fill)
         msg = wire.order_update(order, t, "TRADE", fill)
@@ -381,11 +382,12 @@ class SimEngine:
         a = self.account
         return Truth(
             wallets=dict(a.wallets),
-            positions={s: replace(h) for s, h in a.positions.items()},
+            positions={k: replace(h) for k, h in a.positions.items()},
             holdings={s: replace(h) for s, h in a.holdings.items()},
             open_orders=tuple(replace(o) for o in self.open_orders()),
             fills=tuple(self.fills),
             funding=tuple(self.funding),
+            rounding=dict(a.rounding),
         )
 
 

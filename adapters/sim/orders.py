@@ -1,5 +1,13 @@
 """The simulated venue's orders: their records, and the rules an order must pass.
 
+Hedge mode (`hedge_mode`, Binance's dualSidePosition): each perpetual symbol has a LONG
+and a SHORT position, and an order names the side it trades: BUY LONG opens (or adds
+to) the long, SELL LONG closes it, SELL SHORT opens the short, BUY SHORT closes it. A
+closing order never flips a side; it fills at most what the side holds. The scripted
+trader names the side. `events.orders.PlaceOrder` has none, so for the kernel's
+commands it is derived (`position_side`): a reduce-only order closes (a SELL the LONG,
+a BUY the SHORT), any other order opens (a BUY the LONG, a SELL the SHORT).
+
 Rejection codes (Binance's error codes, named):
 
 | code | when |
@@ -9,7 +17,10 @@ Rejection codes (Binance's error codes, named):
 | INVALID_ORDER | a price or trigger the order type does not take, or lacks |
 | TICK_SIZE / LOT_SIZE | a price not on the tick grid / a quantity not a lot multiple |
 | MIN_NOTIONAL | qty x price x contract size (qty x contract size, inverse) below the minimum |
-| REDUCE_ONLY | reduce-only with no opposite position (or on spot) |
+| REDUCE_ONLY | reduce-only with no opposite position (or on spot); in hedge mode, an order
+  that closes a side (SELL LONG, BUY SHORT) with no position on that side |
+| POSITION_SIDE | a position side the account's mode does not take (LONG/SHORT in one-way
+  mode or on spot, BOTH in hedge mode; Binance's -4061), or reduce-only on an opening side |
 | POST_ONLY_WOULD_CROSS | a post-only limit that would take liquidity |
 | WOULD_TRIGGER_IMMEDIATELY | a stop / take-profit whose trigger is already met |
 | INSUFFICIENT_MARGIN | positions + working orders + this order need more than equity |
@@ -83,6 +94,8 @@ class SimOrder:
     reduce_only: bool
     post_only: bool
     created_ns: int
+    #: "both" in one-way mode; "long" / "short" in hedge mode (Binance's positionSide).
+    position_side: str = "both"
     status: str = "new"
     filled_qty: Decimal = ZERO
     cost: Decimal = ZERO  # sum of qty x price over the fills
@@ -90,6 +103,12 @@ class SimOrder:
 
     def seq(self) -> int:
         return int(self.order_id)
+
+    @property
+    def closes(self) -> bool:
+        """The order can only shrink a position: reduce-only in one-way mode; in hedge
+        mode a SELL of the long side or a BUY of the short side."""
+        return closes(self.side, self.position_side, self.reduce_only)
 
     @property
     def is_open(self) -> bool:
@@ -121,8 +140,18 @@ class Fill:
     fee: Decimal
     fee_currency: str
     liquidity: str
+    #: As booked and reported (`rp`): rounded to the settlement asset's precision.
     realized: Decimal
     ts_ns: int
+    position_side: str = "both"
+    #: The realized PnL before that rounding.
+    exact_realized: Decimal = ZERO
+
+
+def closes(side: str, position_side: str, reduce_only: bool) -> bool:
+    if position_side == "both":
+        return reduce_only
+    return (side == "sell") == (position_side == "long")
 
 
 def crosses(side: str, limit: Decimal, price: Decimal) -> bool:
@@ -167,12 +196,30 @@ def _on_grid(x: Decimal, step: Decimal) -> bool:
     return x % step == 0
 
 
-def check_place(eng: SimEngine, spec: Spec, cid: str) -> Rejected | None:
+def position_side(eng: SimEngine, spec: Spec) -> str:
+    """The side an order that names none trades: "both" in one-way mode and on spot; in
+    hedge mode as the module docstring says."""
+    inst = eng.instruments.get(spec.symbol)
+    if not eng.config.hedge_mode or inst is None or inst.kind == "spot":
+        return "both"
+    return "long" if (spec.side == "buy") != spec.reduce_only else "short"
+
+
+def check_place(eng: SimEngine, spec: Spec, cid: str, position_side: str) -> Rejected | None:
+    """`position_side`: the side the order opens or closes ("both" in one-way mode)."""
     inst = eng.instruments.get(spec.symbol)
     if inst is None:
         return Rejected("UNKNOWN_SYMBOL", f"{spec.symbol!r} is not listed")
     if eng.order_by_cid(cid) is not None:
         return Rejected("DUPLICATE_CLIENT_ORDER_ID", f"client order id {cid!r} was used")
+    hedged = eng.config.hedge_mode and inst.kind != "spot"
+    if (position_side == "both") == hedged or position_side not in ("both", "long", "short"):
+        mode = "hedge" if hedged else "one-way"
+        return Rejected("POSITION_SIDE", f"position side {position_side!r} in {mode} mode")
+    if hedged and spec.reduce_only and not closes(spec.side, position_side, False):
+        return Rejected("POSITION_SIDE", f"reduce-only {spec.side} opens the {position_side}"
+                                         " side")
+    closing = closes(spec.side, position_side, spec.reduce_only)
     t = spec.order_type
     if (t not in ORDER_TYPES or (spec.price is None) == (t in NEEDS_PRICE)
             or (spec.trigger_price is None) == (t in NEEDS_TRIGGER)
@@ -185,17 +232,18 @@ def check_place(eng: SimEngine, spec: Spec, cid: str) -> Rejected | None:
         return Rejected("LOT_SIZE", f"qty {spec.qty} is not a multiple of {inst.lot_size}")
     mark = eng.prices[spec.symbol]
     ref = spec.price or spec.trigger_price or mark
-    if not spec.reduce_only and notional(inst, spec.qty, ref) < inst.min_notional:
+    if not closing and notional(inst, spec.qty, ref) < inst.min_notional:
         return Rejected("MIN_NOTIONAL", f"notional below {inst.min_notional}")
-    if spec.reduce_only:
-        pos = eng.account.qty(spec.symbol)
+    if closing:
+        pos = eng.account.qty(spec.symbol, position_side)
         if inst.kind == "spot" or pos == 0 or (pos > 0) == (spec.side == "buy"):
-            return Rejected("REDUCE_ONLY", f"no {spec.symbol} position to reduce")
+            where = "" if position_side == "both" else f" {position_side.upper()}"
+            return Rejected("REDUCE_ONLY", f"no {spec.symbol}{where} position to reduce")
     if spec.post_only and spec.price is not None and crosses(spec.side, spec.price, mark):
         return Rejected("POST_ONLY_WOULD_CROSS", f"limit {spec.price} crosses {mark}")
     if spec.trigger_price is not None and triggers(_probe(spec), mark):
         return Rejected("WOULD_TRIGGER_IMMEDIATELY", f"trigger {spec.trigger_price} vs {mark}")
-    return _check_funds(eng, inst, spec, ref)
+    return _check_funds(eng, inst, spec, ref, closing)
 
 
 def _probe(spec: Spec) -> SimOrder:
@@ -203,9 +251,11 @@ def _probe(spec: Spec) -> SimOrder:
                     spec.trigger_price, spec.time_in_force, spec.reduce_only, spec.post_only, 0)
 
 
-def _check_funds(eng: SimEngine, inst: SimInstrument, spec: Spec, ref: Decimal) -> Rejected | None:
+def _check_funds(
+    eng: SimEngine, inst: SimInstrument, spec: Spec, ref: Decimal, closing: bool
+) -> Rejected | None:
     working = [o for o in eng.open_orders() if eng.instruments[o.symbol].settle == inst.settle
-               and not o.reduce_only]
+               and not o.closes]
     if inst.kind == "spot":
         if spec.side == "buy":
             asset, need = inst.quote, spec.qty * ref
@@ -218,7 +268,7 @@ def _check_funds(eng: SimEngine, inst: SimInstrument, spec: Spec, ref: Decimal) 
         if eng.account.wallets.get(asset, ZERO) - held < need:
             return Rejected("INSUFFICIENT_BALANCE", f"{asset} balance cannot pay for {need}")
         return None
-    if spec.reduce_only:
+    if closing:
         return None
     equity, used = eng.account.equity(inst.settle, eng.instruments, eng.prices)
     for o in working:
@@ -260,11 +310,12 @@ def check_amend(
 
 
 def executable(eng: SimEngine, order: SimOrder, q: Decimal, px: Decimal) -> Decimal:
-    """How much of `q` may fill now: reduce-only orders never grow or flip a position;
-    spot orders never overdraw a wallet (sells round down to a lot)."""
+    """How much of `q` may fill now: closing orders (reduce-only; in hedge mode, those
+    that close a side) never grow or flip a position; spot orders never overdraw a
+    wallet (sells round down to a lot)."""
     inst = eng.instruments[order.symbol]
-    if order.reduce_only:
-        pos = eng.account.qty(order.symbol)
+    if order.closes:
+        pos = eng.account.qty(order.symbol, order.position_side)
         if pos == 0 or (pos > 0) == (order.side == "buy"):
             return ZERO
         q = min(q, abs(pos))

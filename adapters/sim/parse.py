@@ -6,6 +6,10 @@ does not fit (bad JSON, a missing or mistyped field, NaN, a negative quantity, a
 event type, a value the event schema refuses) becomes one `InputQuarantined` with the
 raw bytes and the reason: never an exception, never a zero. `fallback_ts` stamps a
 quarantined payload whose own event time is unreadable.
+
+The position side `ps` (`BOTH`, `LONG`, `SHORT`) of fills, positions and funding is
+required, as Binance always sends it: guessing `BOTH` for a missing one would book a
+hedge-mode fill on the wrong position key.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from events.codec import Event
 from events.control import quarantine
 from events.facts import (
     AssetBalance,
+    AssetDefined,
     BalanceReported,
     FundingSettled,
     InstrumentDefined,
@@ -32,8 +37,10 @@ from events.facts import (
     OrderFilled,
     OrderStatusReported,
     OrderType,
+    PositionSide,
     PositionsReported,
     ReportedPosition,
+    Rounding,
     TransferCompleted,
     TransferDirection,
 )
@@ -105,6 +112,11 @@ def _dec(d: Msg, k: str, path: str, *, nonneg: bool = False) -> Decimal:
     return x
 
 
+def _opt_dec(d: Msg, k: str, path: str) -> Decimal | None:
+    """A decimal the venue may leave out (a sim extension a real venue lacks)."""
+    return _dec(d, k, path) if isinstance(d, dict) and k in d else None
+
+
 def _price(d: Msg, k: str, path: str) -> Decimal | None:
     """Binance writes an absent price as "0"."""
     x = _dec(d, k, path, nonneg=True)
@@ -125,8 +137,15 @@ _ORDER_TYPES: dict[str, OrderType] = {w: t for t, w in wire.ORDER_TYPES.items()}
 _STATUSES = {w: s for s, w in wire.STATUSES.items()}
 _KINDS: dict[str, InstrumentKind] = {w: k for k, w in wire.CONTRACT_TYPES.items()}  # type: ignore[misc]
 _SIDES = {"BUY": "buy", "SELL": "sell"}
+_POSITION_SIDES: dict[str, PositionSide] = {w: s for s, w in wire.POSITION_SIDES.items()}  # type: ignore[misc]
+_ROUNDINGS: dict[str, Rounding] = {w: r for r, w in wire.ROUNDINGS.items()}  # type: ignore[misc]
 _TIFS = {"GTC": ("GTC", False), "IOC": ("IOC", False), "FOK": ("FOK", False),
          "GTX": ("GTC", True)}
+
+
+def _position_side(d: Msg, path: str) -> PositionSide:
+    side: PositionSide = _pick(_POSITION_SIDES, _str(d, "ps", path), f"{path}.ps")
+    return side
 
 
 def order_status(o: Msg, ts: int) -> OrderStatusReported:
@@ -169,6 +188,7 @@ def _order_update(msg: Msg) -> list[Event]:
         fee=_dec(o, "n", "o"),
         fee_currency=_str(o, "N", "o"),
         liquidity="maker" if _bool(o, "m", "o") else "taker",
+        position_side=_position_side(o, "o"),
         venue_realized_pnl=_dec(o, "rp", "o"),
     )
     return [fill, status]
@@ -185,19 +205,26 @@ def _report(msg: Msg, a: Msg) -> list[Event]:
         m = _obj(a, "M", "a")
         margin = MarginReport(asset=_str(m, "a", "M"), used=_dec(m, "im", "M", nonneg=True),
                               available=_dec(m, "ab", "M"))
+    margins = tuple(
+        MarginReport(asset=_str(m, "a", "MA[]"), used=_dec(m, "im", "MA[]", nonneg=True),
+                     available=_dec(m, "ab", "MA[]"))
+        for m in (_list(a, "MA", "a") if "MA" in a else ())
+    )
     positions = tuple(
         ReportedPosition(
             symbol=_str(p, "s", "P[]"),
             qty=_dec(p, "pa", "P[]"),
+            position_side=_position_side(p, "P[]"),
             entry_price=_dec(p, "ep", "P[]", nonneg=True),
             mark_price=_dec(p, "mp", "P[]", nonneg=True),
             unrealized_pnl=_dec(p, "up", "P[]"),
             leverage=_dec(p, "l", "P[]", nonneg=True),
+            notional=_opt_dec(p, "notional", "P[]"),
         )
         for p in _list(a, "P", "a")
     )
     return [
-        BalanceReported(venue_ts=ts, balances=balances, margin=margin),
+        BalanceReported(venue_ts=ts, balances=balances, margin=margin, margins=margins),
         PositionsReported(venue_ts=ts, positions=positions),
     ]
 
@@ -211,13 +238,16 @@ def _first(a: Msg, k: str) -> Msg:
 
 
 def _funding(msg: Msg, a: Msg) -> list[Event]:
-    b = _first(a, "B")
+    b, p = _first(a, "B"), _first(a, "P")
     return [FundingSettled(
         venue_ts=_ts(msg),
-        symbol=_str(_first(a, "P"), "s", "P[0]"),
+        symbol=_str(p, "s", "P[0]"),
         asset=_str(b, "a", "B[0]"),
         amount=_dec(b, "bc", "B[0]"),
         rate=_dec(a, "r", "a"),
+        position_side=_position_side(p, "P[0]"),
+        # The payment's own id where the venue gives one (the sim always does).
+        funding_id=str(_int(a, "tid", "a")) if "tid" in a else None,
     )]
 
 
@@ -263,7 +293,16 @@ def _filter(entry: Msg, kind: str, field: str) -> Decimal:
 
 def _exchange_info(msg: Msg) -> list[Event]:
     ts = _ts(msg)
-    return [
+    assets: list[Event] = [
+        AssetDefined(
+            venue_ts=ts,
+            asset=_str(x, "asset", "assets[]"),
+            precision=_int(x, "precision", "assets[]"),
+            rounding=_pick(_ROUNDINGS, _str(x, "rounding", "assets[]"), "assets[].rounding"),
+        )
+        for x in (_list(msg, "assets", "msg") if "assets" in msg else [])
+    ]
+    return assets + [
         InstrumentDefined(
             venue_ts=ts,
             symbol=_str(s, "symbol", "symbols[]"),

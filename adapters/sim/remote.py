@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from adapters.base import Outcome, Venue
 from events.codec import Event, decode_logged, encode
 from events.facts import (
+    AssetDefined,
     BalanceReported,
     FundingSettled,
     InstrumentDefined,
@@ -157,6 +158,9 @@ class RemoteSimVenue(Venue):
 
     async def instruments(self) -> list[InstrumentDefined]:
         return await self._events("instruments")
+
+    async def assets(self) -> list[AssetDefined]:
+        return await self._events("assets")
 
     async def leverage_settings(self) -> list[LeverageSet]:
         return await self._events("leverage_settings")

@@ -15,8 +15,11 @@ encoding:
 
 Ops: `connect`, the `Venue` methods by name (`place`, `amend`, `cancel` take the command
 event as `args.command`; `order` takes `symbol`, `client_order_id`; the `*_since` ops take
-`venue_ts`), and for tests `quiet` (the venue stops moving) and `truth` (its books). An
-injected disconnect closes the socket; the account lives on for the next connection.
+`venue_ts`), and for tests `quiet` (the venue stops moving) and `truth` (its books:
+wallets, positions by position key, holdings, and per asset the `rounding` its per-fill
+rounding of realized PnL added to the wallet). An injected disconnect closes the socket;
+the account lives on for the next connection. Hedge mode and asset precision are the
+config's `[venue.sim]` keys, as for the embedded sim.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class SimServer:
             "amend": lambda a: venue.amend(_command(a, AmendOrder)),
             "cancel": lambda a: venue.cancel(_command(a, CancelOrder)),
             "instruments": lambda a: venue.instruments(),
+            "assets": lambda a: venue.assets(),
             "leverage_settings": lambda a: venue.leverage_settings(),
             "marks": lambda a: venue.marks(),
             "balances": lambda a: venue.balances(),
@@ -97,9 +101,11 @@ class SimServer:
         t = self.venue.engine.truth()
         return {
             "wallets": {a: str(v) for a, v in t.wallets.items()},
-            "positions": {s: [str(h.qty), str(h.avg)] for s, h in t.positions.items()},
+            "positions": {k: [str(h.qty), str(h.avg)] for k, h in t.positions.items()},
             "holdings": {s: [str(h.qty), str(h.avg)] for s, h in t.holdings.items()},
+            "rounding": {a: str(v) for a, v in t.rounding.items()},
             "fills": len(t.fills),
+            "funding": len(t.funding),
         }
 
     async def handle(self, ws: ServerConnection) -> None:

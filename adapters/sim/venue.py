@@ -10,7 +10,8 @@ Resync answers come from the engine's truth, never faulted, through the same par
 the stream (so a fill read back has the very payload and dedup key it was pushed with).
 Besides the `Venue` queries, two resync helpers answer for what the interface has no
 query for: `transfers_since` (the opening deposits) and `leverage_settings`; `marks`
-gives the current marks. `instruments` returns the definitions only.
+gives the current marks. `instruments` returns the definitions only; `assets` the
+precision the venue keeps each asset's money at.
 
 `clock` (ns) and `pace_s` are injectable: a test passes a fake clock that steps and
 `pace_s=0` to run simulated hours in seconds.
@@ -40,6 +41,7 @@ from adapters.sim.parse import order_status, parse
 from adapters.sim.wire import Msg
 from events.codec import Event
 from events.facts import (
+    AssetDefined,
     BalanceReported,
     FundingSettled,
     InstrumentDefined,
@@ -205,6 +207,10 @@ class SimVenue(Venue):
     async def instruments(self) -> list[InstrumentDefined]:
         self._now()
         return self._read(self.engine.definitions, InstrumentDefined)
+
+    async def assets(self) -> list[AssetDefined]:
+        self._now()
+        return self._read(self.engine.definitions, AssetDefined)
 
     async def leverage_settings(self) -> list[LeverageSet]:
         self._now()

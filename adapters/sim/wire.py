@@ -4,17 +4,32 @@ What the engine pushes, and what `adapters.sim.parse` turns into events:
 
 * `ORDER_TRADE_UPDATE` (user data): one order's new state; with `"x": "TRADE"` it also
   carries one execution (`l` qty, `L` price, `n`/`N` fee, `t` trade id, `m` maker,
-  `rp` realized profit). Order ids are integers, decimals are strings, times are ms.
+  `rp` realized profit). `ps` is the position side, `BOTH` in one-way mode, `LONG` or
+  `SHORT` in hedge mode. Order ids are integers, decimals are strings, times are ms.
 * `ACCOUNT_UPDATE` (user data), by reason `a.m`: `FUNDING_FEE` is one funding payment
-  (`B[0].bc` the signed amount, `P[0].s` the symbol); `DEPOSIT` / `WITHDRAW` is one
-  transfer (`B[0].bc`, sim extension `a.tid` the transfer id); any other reason
-  (`ORDER`, `SNAPSHOT`) is a *complete* report of every wallet and every open position,
-  with sim extensions `P[].mp` (mark), `P[].l` (leverage) and `a.M` (account margin:
-  `im` used, `ab` available), taken from Binance's REST account and position-risk shapes.
+  (`B[0].bc` the signed amount, `P[0].s` the symbol and `P[0].ps` the side it was paid
+  on, sim extension `a.tid` the payment's id, Binance's income `tranId`); `DEPOSIT` /
+  `WITHDRAW` is one transfer (`B[0].bc`, sim extension `a.tid` the transfer id); any
+  other reason (`ORDER`, `SNAPSHOT`) is a *complete* report of every wallet and every
+  open position (in hedge mode a symbol may have a `LONG` and a `SHORT` entry), with sim
+  extensions `P[].mp` (mark), `P[].l` (leverage), `P[].notional` (the venue's own open
+  notional, signed like the quantity), `a.M` (account margin: `im` used, `ab`
+  available) and `a.MA` (the same per settlement asset, like the REST account's
+  `assets[].initialMargin`), taken from Binance's REST account and positionRisk shapes.
 * `markPriceUpdate` (market stream): mark `p`, funding rate `r`, next funding time `T`.
 * `ACCOUNT_CONFIG_UPDATE`: leverage `ac.l` of symbol `ac.s`.
-* `EXCHANGE_INFO` (sim extension, the REST exchangeInfo entry of one symbol, pushed at
-  start): `contractType` is `PERPETUAL`, `INVERSE_PERPETUAL` or `SPOT`.
+* `EXCHANGE_INFO` (sim extension, pushed at start): `symbols`, the REST exchangeInfo
+  entries (`contractType` is `PERPETUAL`, `INVERSE_PERPETUAL` or `SPOT`), and `assets`,
+  each asset's `precision` (decimal places) and `rounding` (`HALF_EVEN`, `HALF_UP`,
+  `DOWN`).
+
+Amounts of money are written at the asset's precision, as Binance writes them
+(`"wb": "94.91018561"`, `"rp": "0.02400000"`, `"income": "-0.37500000"`: 8 places for
+USDT; see the ACCOUNT_UPDATE examples in Binance's 2020 user-data-stream upgrade notes,
+https://dev.binance.vision/t/838, and GET /fapi/v1/income in the USD-M futures docs).
+Prices, quantities, entry prices, notional and unrealized PnL keep their own digits.
+Hedge-mode positions follow those same examples: one symbol reported twice, `"ps":
+"LONG"` with `pa` >= 0 and `"ps": "SHORT"` with `pa` <= 0.
 
 Spot orders use the same `ORDER_TRADE_UPDATE` shape (the sim has one user-data stream).
 """
@@ -54,6 +69,8 @@ STATUSES = {
     "rejected": "REJECTED",
 }
 CONTRACT_TYPES = {"linear": "PERPETUAL", "inverse": "INVERSE_PERPETUAL", "spot": "SPOT"}
+POSITION_SIDES = {"both": "BOTH", "long": "LONG", "short": "SHORT"}
+ROUNDINGS = {"half_even": "HALF_EVEN", "half_up": "HALF_UP", "down": "DOWN"}
 #: `ACCOUNT_UPDATE` reasons that carry one cash movement rather than a full report.
 FUNDING_REASON = "FUNDING_FEE"
 TRANSFER_REASONS = ("DEPOSIT", "WITHDRAW")
@@ -98,7 +115,7 @@ def order_fields(order: SimOrder) -> Msg:
         "t": 0,
         "m": False,
         "R": order.reduce_only,
-        "ps": "BOTH",
+        "ps": POSITION_SIDES[order.position_side],
         "rp": "0",
     }
 
@@ -124,45 +141,56 @@ def account_report(
     marks: dict[str, Decimal],
 ) -> Msg:
     """A complete `ACCOUNT_UPDATE`: every wallet and every open position, at `marks`; the
-    margin summary is in the first perpetual's settlement asset."""
+    margin summary is in the first perpetual's settlement asset, and `MA` has one entry
+    per settlement asset of the perpetuals."""
     by_symbol = {i.symbol: i for i in instruments}
     positions = []
-    for symbol, h in sorted(account.positions.items()):
-        inst, mark = by_symbol[symbol], marks[symbol]
+    for _, h in sorted(account.positions.items()):
+        inst, mark = by_symbol[h.symbol], marks[h.symbol]
         v = value(h, inst, mark, inst.leverage)
-        positions.append(position_fields(symbol, h.qty, h.avg, mark, v.unrealized,
-                                         inst.leverage))
+        signed = v.notional if h.qty > 0 else -v.notional
+        positions.append(position_fields(h.symbol, h.side, h.qty, h.avg, mark, v.unrealized,
+                                         inst.leverage, signed))
     a: Msg = {
         "m": reason,
         "B": [{"a": asset, "wb": num(w), "cw": num(w), "bc": "0"}
               for asset, w in sorted(account.wallets.items())],
         "P": positions,
     }
-    settles = [i.settle for i in instruments if i.kind != "spot"]
+    settles = list(dict.fromkeys(i.settle for i in instruments if i.kind != "spot"))
     if settles:
         equity, used = account.equity(settles[0], by_symbol, marks)
         a["M"] = {"a": settles[0], "im": num(used), "ab": num(equity - used)}
+    more = []
+    for asset in settles[1:]:
+        equity, used = account.equity(asset, by_symbol, marks)
+        more.append({"a": asset, "im": num(used), "ab": num(equity - used)})
+    if more:
+        a["MA"] = more
     return {"e": "ACCOUNT_UPDATE", "E": ms(now_ns), "T": ms(now_ns), "a": a}
 
 
 def position_fields(
-    symbol: str, qty: Decimal, entry: Decimal, mark: Decimal, unrealized: Decimal,
-    leverage: Decimal,
+    symbol: str, side: str, qty: Decimal, entry: Decimal, mark: Decimal,
+    unrealized: Decimal, leverage: Decimal, notional: Decimal,
 ) -> Msg:
     return {"s": symbol, "pa": num(qty), "ep": num(entry), "up": num(unrealized),
-            "mt": "cross", "iw": "0", "ps": "BOTH", "mp": num(mark), "l": num(leverage)}
+            "mt": "cross", "iw": "0", "ps": POSITION_SIDES[side], "mp": num(mark),
+            "l": num(leverage), "notional": num(notional)}
 
 
 def funding(
     now_ns: int, symbol: str, asset: str, amount: Decimal, rate: Decimal, wallet: Decimal,
-    qty: Decimal,
+    qty: Decimal, side: str = "both", funding_id: str | None = None,
 ) -> Msg:
     a: Msg = {
         "m": FUNDING_REASON,
         "r": num(rate),
         "B": [{"a": asset, "wb": num(wallet), "cw": num(wallet), "bc": num(amount)}],
-        "P": [{"s": symbol, "pa": num(qty), "ps": "BOTH"}],
+        "P": [{"s": symbol, "pa": num(qty), "ps": POSITION_SIDES[side]}],
     }
+    if funding_id is not None:
+        a["tid"] = int(funding_id)  # an integer, as Binance USD-M's income `tranId`
     return {"e": "ACCOUNT_UPDATE", "E": ms(now_ns), "T": ms(now_ns), "a": a}
 
 
@@ -206,6 +234,13 @@ def exchange_info(now_ns: int, inst: SimInstrument) -> Msg:
         ],
     }
     return {"e": "EXCHANGE_INFO", "E": ms(now_ns), "symbols": [entry]}
+
+
+def asset_info(now_ns: int, assets: list[tuple[str, int, str]]) -> Msg:
+    """The venue's (asset, decimal places, rounding) of each asset it keeps money in."""
+    return {"e": "EXCHANGE_INFO", "E": ms(now_ns), "symbols": [],
+            "assets": [{"asset": a, "precision": p, "rounding": ROUNDINGS[r]}
+                       for a, p, r in assets]}
 
 
 def is_report(msg: Msg) -> bool:
