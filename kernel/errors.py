@@ -5,7 +5,8 @@
     KernelError
      ├── EventValidationError (also ValueError)  a payload broke the schema: quarantine it
      ├── LogError                                the event log failed (wraps the driver's error)
-     │    └── CorruptLogError                    the log contradicts itself: stop, run `verify`
+     │    ├── CorruptLogError                    the log contradicts itself: stop, run `verify`
+     │    └── LogLocked                          another process is the log's writer: refuse
      ├── InvariantViolation                      the fold met an impossible state: crash, replay
      ├── ConfigError                             a config value is wrong: refuse to start
      └── VenueError                              the venue failed us
@@ -38,6 +39,17 @@ class CorruptLogError(LogError):
     def __init__(self, message: str, *, seq: int | None = None) -> None:
         super().__init__(message)
         self.seq = seq
+
+
+class LogLocked(LogError):
+    """Another process holds the log's writer lock. `pid` is the holder's as it wrote
+    it into the lock file (None if it could not be read); the lock, not the pid, is
+    the truth."""
+
+    def __init__(self, message: str, *, path: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
 
 
 class InvariantViolation(KernelError):

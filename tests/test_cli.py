@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def test_every_command_has_help() -> None:
         out = exk(command, "--help")
         assert out.returncode == 0
         assert "--db" in out.stdout and len(out.stdout.splitlines()) > 3
+        assert ("--config" in out.stdout) == (command in ("snapshot", "replay"))
 
 
 def test_ingest_counts_and_is_idempotent(db: Path) -> None:
@@ -92,21 +94,84 @@ def test_tail_filters_and_json(db: Path) -> None:
     assert bad.returncode == 2 and "unknown kind" in bad.stderr
 
 
+class Lines:
+    """Lines from a subprocess's stdout pipe, each awaited with a deadline of its own."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.fd = proc.stdout.fileno()
+        self.buffer = b""
+
+    def next(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no line within {timeout} s (so far: {self.buffer!r})"
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                chunk = os.read(self.fd, 65536)
+                assert chunk, f"stdout closed before a line (so far: {self.buffer!r})"
+                self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode()
+
+
+def tail_f(db: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "kernel.cli.main", "tail", "--db", str(db),
+                             "-f", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=ROOT)
+
+
+NEW_MARK = ('{"kind":"mark_price_observed","venue_ts":1763700099000000000,'
+            '"symbol":"BTCUSDT","price":"63000"}\n')
+
+
 def test_tail_follow_prints_new_appends(db: Path) -> None:
     exk("ingest", "--db", db, EXAMPLE)
-    proc = subprocess.Popen([sys.executable, "-m", "kernel.cli.main", "tail", "--db", str(db), "-f",
-                             "-n", "0"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = tail_f(db, "--since", "19")
     try:
-        time.sleep(1.0)
-        line = ('{"kind":"mark_price_observed","venue_ts":1763700099000000000,'
-                '"symbol":"BTCUSDT","price":"63000"}\n')
-        assert exk("ingest", "--db", db, "-", input=line).returncode == 0
-        assert proc.stdout is not None
-        got = proc.stdout.readline()
+        lines = Lines(proc)
+        # Seq 20 printed: the follower has read the log once and now waits for appends
+        # (no sleep to guess when it has started: under load that guess was the flake).
+        assert lines.next().split()[0] == "20"
+        assert exk("ingest", "--db", db, "-", input=NEW_MARK).returncode == 0
+        got = lines.next()
         assert got.split()[0] == "21" and "price=63000" in got
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
+
+
+def test_tail_follow_into_a_closed_pipe_exits_quietly(db: Path) -> None:
+    """`exkernel tail -f | head -1`, the reader gone before the next append is written."""
+    exk("ingest", "--db", db, EXAMPLE)
+    proc = tail_f(db, "--since", "19")
+    try:
+        assert Lines(proc).next().split()[0] == "20"
+        assert proc.stdout is not None
+        proc.stdout.close()  # `head` has its line and exits
+        assert exk("ingest", "--db", db, "-", input=NEW_MARK).returncode == 0
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr is not None and proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_tail_follow_notices_a_closed_pipe_with_nothing_new_to_write(db: Path) -> None:
+    exk("ingest", "--db", db, EXAMPLE)
+    proc = tail_f(db, "--since", "19")
+    try:
+        assert Lines(proc).next().split()[0] == "20"
+        assert proc.stdout is not None
+        proc.stdout.close()
+        assert proc.wait(timeout=30) == 0  # no append will come to fail on
+        assert proc.stderr is not None and proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_verify_and_replay_on_a_sound_log(db: Path) -> None:
@@ -133,10 +198,73 @@ def test_default_db_follows_state_directory(tmp_path: Path) -> None:
 
 
 def test_ingest_of_undecodable_bytes_quarantines_them(db: Path) -> None:
-    raw = b'{"kind":"venue_connected","venue_ts":1,"venue":"\xff"}\n'
+    bad_utf8 = b'{"kind":"venue_connected","venue_ts":1,"venue":"\xff"}\n'
+    not_json = b'{"kind":"venue_connected",\n'
     out = subprocess.run([sys.executable, "-m", "kernel.cli.main", "ingest", "--db", str(db), "-"],
-                         input=raw, capture_output=True, timeout=60, cwd=ROOT)
+                         input=bad_utf8 + not_json, capture_output=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    assert b"quarantined 1" in out.stdout
-    tail = exk("tail", "--db", db, "--json").stdout
-    assert "not valid UTF-8" in tail
+    assert b"quarantined 2" in out.stdout
+    rows = [json.loads(x) for x in exk("tail", "--db", db, "--json").stdout.splitlines()]
+    at = bad_utf8.index(b"\xff") + 1
+    assert rows[0]["source"] == "ingest:-:1"
+    assert rows[0]["reason"] == f"line 1 is not valid UTF-8 at byte {at}"
+    assert rows[1]["source"] == "ingest:-:2"
+    assert rows[1]["reason"].startswith("line 2 is not valid JSON")
+    assert rows[1]["raw_len"] == len(not_json) - 1
+
+
+# --- the daemon's reconcile bounds in the reader commands --------------------------------
+
+T = 1763700000000000000
+S = 1_000_000_000
+
+
+def stamped(kind: str, at: int, **fields: object) -> str:
+    """One JSON line whose receive time is its venue time: a log that is the same
+    whenever the test runs."""
+    return json.dumps({"kind": kind, "venue_ts": at, "recv_ts": at, **fields})
+
+
+LATE_REPORT = "\n".join([
+    stamped("instrument_defined", T, symbol="BTCUSDT", instrument_kind="linear", base="BTC",
+            quote="USDT", settle="USDT", tick_size="0.1", lot_size="0.001", min_notional="5"),
+    stamped("transfer_completed", T + S, transfer_id="t-1", asset="USDT",
+            direction="deposit", amount="1000"),
+    stamped("balance_reported", T + 2 * S, balances=[{"asset": "USDT", "wallet": "1000"}]),
+    # A fill after the venue's report moves K: pending until 3 s + the settling window.
+    stamped("order_filled", T + 3 * S, symbol="BTCUSDT", trade_id="1", order_id="o",
+            side="buy", qty="0.010", price="60000", fee="0.24", fee_currency="USDT"),
+    stamped("mark_price_observed", T + 20 * S, symbol="BTCUSDT", price="60000"),
+]) + "\n"
+
+
+def test_snapshot_and_replay_use_the_configured_settling_window(
+    db: Path, tmp_path: Path
+) -> None:
+    assert exk("ingest", "--db", db, "-", input=LATE_REPORT).returncode == 0
+    cfg = tmp_path / "kernel.toml"
+    cfg.write_text("[reconcile]\nsettle_window_ns = 60000000000\n")
+
+    def r1(*args: str | Path) -> tuple[str, str]:
+        out = exk("snapshot", "--db", db, "--json", *args)
+        assert out.returncode == 0, out.stderr
+        snap = json.loads(out.stdout)
+        [check] = [c for c in snap["reconcile"]["r1"] if c["subject"] == "USDT"]
+        return snap["reconcile"]["verdict"], check["reason"]
+
+    # The 17 s since the fill are past the default 5 s window, within the configured 60 s.
+    assert r1() == ("ERROR", "PENDING_REPORT_EXPIRED")
+    assert r1("--config", cfg) == ("WARN", "PENDING_REPORT")
+    text = exk("snapshot", "--db", db, "--config", cfg).stdout
+    assert "verdict WARN" in text
+    assert "verdict ERROR" in exk("replay", "--db", db).stdout
+    assert "verdict WARN" in exk("replay", "--db", db, "--config", cfg).stdout
+
+
+def test_snapshot_with_a_bad_config_exits_78_naming_the_key(db: Path, tmp_path: Path) -> None:
+    exk("ingest", "--db", db, EXAMPLE)
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[reconcile]\nsettle_window_ns = -1\n")
+    out = exk("snapshot", "--db", db, "--config", cfg)
+    assert out.returncode == 78
+    assert str(cfg) in out.stderr and "reconcile.settle_window_ns" in out.stderr

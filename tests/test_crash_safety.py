@@ -18,6 +18,7 @@ hashes, are deterministic; the `reference` fixture checks exactly that.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
 import shutil
@@ -121,8 +122,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         rows = db.execute(
             "SELECT seq, dedup_key, payload, hash FROM events ORDER BY seq").fetchall()
-        checkpoints = [Checkpoint(*r) for r in
-                       db.execute("SELECT seq, state, hash FROM checkpoints ORDER BY seq")]
+        checkpoints = [Checkpoint(*r) for r in db.execute(
+            "SELECT seq, state, hash, state_hash FROM checkpoints ORDER BY seq")]
     db.close()
     # The reference log is the workload itself, byte for byte: every event admitted, in
     # order, with the recv_ts it came with. This is what makes payloads and hashes
@@ -132,6 +133,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     assert [r[1] for r in rows] == [ev.dedup_key for ev in stream]
     assert [r[2] for r in rows] == [encode(ev) for ev in stream]
     assert len(checkpoints) >= 10, "checkpoints should land mid-run"
+    assert all(cp.state_hash == hashlib.sha256(cp.state).digest() for cp in checkpoints)
     assert TAMPERED_SEQ not in {cp.seq for cp in checkpoints}
     return Reference(
         path=path,
@@ -307,7 +309,7 @@ LAST_EVENT = "(SELECT max(seq) FROM events)"
             f" payload || x'20', hash FROM events WHERE seq = {TAMPERED_SEQ}",
             id="replace-events"),
         pytest.param(
-            f"REPLACE INTO checkpoints SELECT seq, x'00', hash FROM checkpoints"
+            f"REPLACE INTO checkpoints SELECT seq, x'00', hash, state_hash FROM checkpoints"
             f" WHERE seq = {FIRST_CP}",
             id="replace-checkpoints"),
     ],
@@ -411,3 +413,12 @@ def test_verify_reports_a_fault_without_a_traceback(sound_copy: Path) -> None:
     done = exkernel_verify(sound_copy)
     assert done.stdout.startswith(f"FAULT at seq {seq}:"), done.stdout
     assert done.stderr == ""
+
+
+def test_verify_names_a_checkpoint_whose_state_hash_does_not_match(sound_copy: Path) -> None:
+    seq = edit_checkpoint(sound_copy)
+    done = exkernel_verify(sound_copy)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.startswith(f"FAULT at seq {seq}: checkpoint state hash mismatch"), (
+        done.stdout)
+

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+import events.log.schema as logschema
 from events.codec import decode, encode
 from events.facts import MarkPriceObserved
-from events.log import GENESIS_HASH, EventLog, chain
+from events.log import GENESIS_HASH, SCHEMA_VERSION, EventLog, chain
+from kernel.daemon.replay import encode_state, load_state
+from kernel.daemon.verify import verify
 from kernel.errors import LogError
 
 
@@ -126,6 +131,26 @@ async def test_a_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(LogError, match="schema version 99"):
         await EventLog.open(db, readonly=True)
+    with pytest.raises(LogError, match="schema version 99"):
+        await EventLog.open(db)  # nor does a writer create its tables in there
+    con = sqlite3.connect(db)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    con.close()
+    assert tables == {"meta"}
+
+
+async def test_a_sqlite_file_of_another_program_is_not_written_to(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE notes (body TEXT)")
+    con.commit()
+    con.close()
+    with pytest.raises(LogError, match="is not an exchange-kernel event log"):
+        await EventLog.open(db)
+    con = sqlite3.connect(db)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    con.close()
+    assert tables == {"notes"}
 
 
 async def test_a_reader_sees_appends_of_another_connection(tmp_path: Path) -> None:
@@ -139,3 +164,123 @@ async def test_a_reader_sees_appends_of_another_connection(tmp_path: Path) -> No
     assert [r.seq async for r in reader.rows(since=1)] == [2]
     await reader.close()
     await writer.close()
+
+
+# --- schema version 1 (before checkpoints.state_hash) -----------------------------------
+
+# The schema as version 1 of the kernel created it, verbatim.
+V1_SCHEMA = """
+BEGIN;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE events (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL,
+    dedup_key TEXT NOT NULL UNIQUE, venue_ts INTEGER NOT NULL, recv_ts INTEGER NOT NULL,
+    payload BLOB NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE checkpoints (seq INTEGER PRIMARY KEY, state BLOB NOT NULL, hash BLOB NOT NULL);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER events_append_only BEFORE INSERT ON events
+WHEN NEW.seq <= (SELECT coalesce(max(seq), 0) FROM events)
+  OR EXISTS (SELECT 1 FROM events WHERE dedup_key = NEW.dedup_key)
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER checkpoints_append_only BEFORE INSERT ON checkpoints
+WHEN EXISTS (SELECT 1 FROM checkpoints WHERE seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+COMMIT;
+"""
+
+
+async def v1_log(tmp_path: Path) -> Path:
+    """A version-1 log of 4 marks with a checkpoint at 3: the rows of a log written by
+    this kernel, copied into the version-1 tables."""
+    source = tmp_path / "v2.db"
+    log = await EventLog.open(source)
+    await log.append([mark(1), mark(2), mark(3)])
+    await log.checkpoint(3, encode_state(await load_state(log)))
+    await log.append([mark(4)])
+    await log.close()
+    db = tmp_path / "v1.db"
+    con = sqlite3.connect(db, isolation_level=None)
+    con.executescript(V1_SCHEMA)
+    con.execute("ATTACH DATABASE ? AS v2", (str(source),))
+    con.execute("INSERT INTO events SELECT * FROM v2.events")
+    con.execute("INSERT INTO checkpoints SELECT seq, state, hash FROM v2.checkpoints")
+    con.close()
+    return db
+
+
+def schema_of(db: Path) -> tuple[str, list[str]]:
+    con = sqlite3.connect(db)
+    (version,) = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    columns = [r[1] for r in con.execute("PRAGMA table_info(checkpoints)")]
+    con.close()
+    return version, columns
+
+
+async def test_a_reader_opens_a_version_1_log_as_it_is(tmp_path: Path) -> None:
+    db = await v1_log(tmp_path)
+    log = await EventLog.open(db, readonly=True)
+    try:
+        assert log.version == "1" and log.last_seq == 4
+        [cp] = await log.checkpoints()
+        assert (cp.seq, cp.state_hash) == (3, None)
+        assert (await verify(log)).fault is None
+        with capture_logs() as logs:
+            state = await load_state(log)
+        assert state.seq == 4
+    finally:
+        await log.close()
+    # Its checkpoint has no hash, so it is not trusted: replay from genesis, and say so.
+    assert [(e["event"], e["seq"]) for e in logs] == [("checkpoint not used", 3)]
+    assert "schema version 1" in logs[0]["cause"]
+    assert schema_of(db) == ("1", ["seq", "state", "hash"])  # a reader changed nothing
+
+
+async def test_a_writer_upgrades_a_version_1_log_and_checkpoints_with_hashes(
+    tmp_path: Path,
+) -> None:
+    db = await v1_log(tmp_path)
+    log = await EventLog.open(db)
+    try:
+        assert log.version == SCHEMA_VERSION == "2"
+        assert schema_of(db) == ("2", ["seq", "state", "hash", "state_hash"])
+        await log.append([mark(5)])
+        state = await load_state(log)
+        await log.checkpoint(5, encode_state(state))
+        cps = await log.checkpoints()
+        assert [(c.seq, c.state_hash) for c in cps] == [
+            (3, None), (5, hashlib.sha256(cps[1].state).digest())]
+        assert (await verify(log)).fault is None
+    finally:
+        await log.close()
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        con = sqlite3.connect(db)
+        try:
+            con.execute("UPDATE checkpoints SET state_hash = x'00'")
+        finally:
+            con.close()
+    log = await EventLog.open(db)  # a second open finds version 2: nothing to do
+    await log.close()
+    assert schema_of(db)[0] == "2"
+
+
+async def test_an_upgrade_that_fails_midway_leaves_version_1_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = await v1_log(tmp_path)
+    # The real step, then one that fails: the transaction must take the first back too.
+    steps = (*logschema._UPGRADES["1"], "SELECT no_such_function()")
+    monkeypatch.setitem(logschema._UPGRADES, "1", steps)
+    with pytest.raises(LogError, match="cannot open event log"):
+        await EventLog.open(db)
+    assert schema_of(db) == ("1", ["seq", "state", "hash"])
+    monkeypatch.undo()
+    log = await EventLog.open(db)  # and the lock was given back on the way out
+    await log.close()
+    assert schema_of(db)[0] == "2"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import msgspec
 import pytest
+from structlog.testing import capture_logs
 
 from events.codec import decode
 from events.control import InputQuarantined
@@ -117,7 +121,7 @@ async def test_a_failed_append_leaves_state_and_log_as_before(tmp_path: Path) ->
         row = await cur.fetchone()
     await log._db.execute(f"PRAGMA max_page_count = {row[0]}")
     big = [fill(str(i)) for i in range(1, 2000)]
-    with pytest.raises(LogError, match="full"):
+    with pytest.raises(LogError, match="append of 1999 events failed"):
         await w.ingest(big)
     assert w.state is state and w.snapshot is snap
     assert len(published) == n
@@ -158,3 +162,109 @@ async def test_checkpoints_every_n_and_reopen_replays_only_the_tail(tmp_path: Pa
     assert encode_state(w.state) == encode_state(final)
     assert decode_state(cps[-1].state).seq == 30
     await log.close()
+
+
+# --- checkpoint integrity --------------------------------------------------------------
+
+
+async def log_with_checkpoints(db: Path) -> bytes:
+    """A log of 32 events with checkpoints at 10, 20 and 30; the full replay's bytes."""
+    log, w = await open_writer(db, checkpoint_every=10)
+    await w.ingest([BTC, DEPOSIT])
+    for i in range(1, 31):
+        await w.ingest([MarkPriceObserved(venue_ts=T + 100 + i, symbol="BTCUSDT",
+                                          price=Decimal(100 + i))])
+    assert [c.seq for c in await log.checkpoints()] == [10, 20, 30]
+    await log.close()
+    return encode_state(w.state)
+
+
+def rewrite_checkpoint(db: Path, seq: int, state: bytes, hash_of: bytes | None = None) -> None:
+    """Replace a checkpoint's bytes behind the kernel's back (a disk fault, a hand edit):
+    the append-only trigger is dropped on this test's file only."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("DROP TRIGGER IF EXISTS checkpoints_no_update")
+        sql = "UPDATE checkpoints SET state = ? WHERE seq = ?"
+        assert conn.execute(sql, (state, seq)).rowcount == 1
+        if hash_of is not None:  # a state that hashes right but is not a state
+            sql = "UPDATE checkpoints SET state_hash = ? WHERE seq = ?"
+            conn.execute(sql, (hashlib.sha256(hash_of).digest(), seq))
+    finally:
+        conn.close()
+
+
+def stored_state(db: Path, seq: int) -> bytes:
+    with sqlite3.connect(db) as conn:
+        (state,) = conn.execute("SELECT state FROM checkpoints WHERE seq = ?", (seq,)).fetchone()
+    conn.close()
+    return bytes(state)
+
+
+def one_digit_changed(state: bytes) -> bytes:
+    """The deposit's 1000 as 9000: still a state that decodes, with another wallet."""
+    assert b"1000" in state
+    return state.replace(b"1000", b"9000", 1)
+
+
+@pytest.mark.parametrize(
+    ("damage", "cause"),
+    [
+        (lambda db: rewrite_checkpoint(db, 30, one_digit_changed(stored_state(db, 30))),
+         "state hash mismatch"),
+        (lambda db: rewrite_checkpoint(db, 30, b"\xc1 not msgpack", hash_of=b"\xc1 not msgpack"),
+         "does not decode"),
+        (lambda db: rewrite_checkpoint(db, 30, stored_state(db, 20),
+                                       hash_of=stored_state(db, 20)),
+         "state after seq 20"),
+    ],
+    ids=["one-digit", "undecodable", "another-seq"],
+)
+async def test_a_damaged_checkpoint_is_passed_over_with_a_warning(
+    tmp_path: Path, damage: Callable[[Path], None], cause: str
+) -> None:
+    db = tmp_path / "ev.db"
+    full_replay = await log_with_checkpoints(db)
+    damage(db)
+    with capture_logs() as logs:
+        log, w = await open_writer(db, checkpoint_every=10)
+    try:
+        assert encode_state(w.state) == full_replay
+        assert w.state.k.wallets["USDT"] == Decimal(1000)
+    finally:
+        await log.close()
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert [(e["event"], e["seq"]) for e in warnings] == [("checkpoint not used", 30)]
+    assert cause in warnings[0]["cause"]
+
+
+async def test_older_damaged_checkpoints_fall_back_to_genesis(tmp_path: Path) -> None:
+    db = tmp_path / "ev.db"
+    full_replay = await log_with_checkpoints(db)
+    for seq in (10, 20, 30):
+        rewrite_checkpoint(db, seq, one_digit_changed(stored_state(db, seq)))
+    with capture_logs() as logs:
+        log, w = await open_writer(db, checkpoint_every=10)
+    try:
+        assert encode_state(w.state) == full_replay
+        # The writer's next checkpoint follows the newest stored one, damaged or not.
+        for i in range(1, 11):
+            await w.ingest([MarkPriceObserved(venue_ts=T + 200 + i, symbol="BTCUSDT",
+                                              price=Decimal(200 + i))])
+        assert [c.seq for c in await log.checkpoints()] == [10, 20, 30, 40]
+    finally:
+        await log.close()
+    assert [e["seq"] for e in logs if e["event"] == "checkpoint not used"] == [30, 20, 10]
+    log, w = await open_writer(db)  # the new, sound checkpoint is used: no warning
+    await log.close()
+
+
+async def test_checkpoints_store_the_hash_of_their_state(tmp_path: Path) -> None:
+    db = tmp_path / "ev.db"
+    await log_with_checkpoints(db)
+    log = await EventLog.open(db, readonly=True)
+    try:
+        for cp in await log.checkpoints():
+            assert cp.state_hash == hashlib.sha256(cp.state).digest()
+    finally:
+        await log.close()

@@ -1,8 +1,12 @@
 """`exkernel`: the operator's command line.
 
 Exit status: 0 success; 1 `verify` found a fault, or `status` found no running daemon;
-2 usage error; 3 the log could not be read or written; 77 the venue rejected the
-credentials; 78 a configuration error. systemd restarts on none of 77 and 78.
+2 usage error; 3 the log could not be read or written; 75 another process is the log's
+writer (`run`, `ingest`); 77 the venue rejected the credentials; 78 a configuration
+error. systemd restarts on none of 75, 77 and 78.
+
+Readers (`snapshot`, `tail`, `verify`, `replay`, `status`) open the log read-only and
+take no lock: they work while the daemon runs. Their warnings go to stderr.
 """
 
 from __future__ import annotations
@@ -20,14 +24,19 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from events.codec import KINDS, Event, decode, decode_logged
+from events.codec import Event, decode
 from events.control import quarantine
 from events.log import EventLog
+from events.log.lock import WriterLock
 from kernel import money
-from kernel.cli.render import event_line, snapshot_summary
+from kernel.cli.render import snapshot_summary
+from kernel.cli.tail import cmd_tail, silence_stdout
+from kernel.daemon import logs
+from kernel.daemon.clock import EventClock
 from kernel.daemon.config import (
     EXIT_CONFIG,
     EXIT_CREDENTIALS,
+    EXIT_LOCKED,
     load_config,
     load_secrets,
     resolve_state_dir,
@@ -36,8 +45,7 @@ from kernel.daemon.replay import load_state
 from kernel.daemon.status import read_status
 from kernel.daemon.verify import verify
 from kernel.daemon.writer import BatchResult, Writer
-from kernel.errors import ConfigError, CredentialsRejected, LogError
-from kernel.reconcile import ReconcileConfig
+from kernel.errors import ConfigError, CredentialsRejected, LogError, LogLocked
 from kernel.snapshot import project
 
 EXIT_FAULT = 1
@@ -57,10 +65,26 @@ def wall_ns() -> int:
     return time.time_ns()
 
 
+def decode_line(line: bytes, lineno: int) -> Event | str:
+    """The event on one input line, or why the line holds none, in the kernel's words
+    where the fault is the line's bytes (the schema's own checks name the field)."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"line {lineno} is not valid UTF-8 at byte {e.start + 1}"
+    try:
+        return decode(line)
+    except msgspec.DecodeError as e:
+        return f"line {lineno} is not valid JSON ({e})"
+    except msgspec.ValidationError as e:
+        return str(e)
+
+
 async def cmd_ingest(args: argparse.Namespace) -> int:
+    # A writer: refused with LogLocked (exit 75) while a daemon holds this log.
     log = await EventLog.open(args.db, synchronous=args.synchronous)
     try:
-        writer = await Writer.open(log, clock=wall_ns, checkpoint_every=args.checkpoint_every)
+        writer = await Writer.open(log, clock=EventClock(), checkpoint_every=args.checkpoint_every)
         total = BatchResult(last_seq=log.last_seq)
         batch: list[Event] = []
         stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
@@ -68,12 +92,13 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
             for lineno, line in enumerate(stream, 1):
                 if not line.strip():
                     continue
-                try:
-                    batch.append(decode(line))
-                except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                found = decode_line(line, lineno)
+                if isinstance(found, str):
                     source = f"ingest:{args.file}:{lineno}"
-                    batch.append(quarantine(line.rstrip(b"\r\n"), source=source, reason=str(e),
+                    batch.append(quarantine(line.rstrip(b"\r\n"), source=source, reason=found,
                                             venue_ts=wall_ns()))
+                else:
+                    batch.append(found)
                 if len(batch) >= INGEST_BATCH:
                     total.add(await writer.ingest(batch))
                     batch = []
@@ -89,6 +114,7 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 async def cmd_snapshot(args: argparse.Namespace) -> int:
+    reconcile = load_config(args.config).reconcile  # the daemon's bands, not the defaults
     log = await EventLog.open(args.db, readonly=True)
     try:
         if args.at is not None and not 0 <= args.at <= log.last_seq:
@@ -98,36 +124,12 @@ async def cmd_snapshot(args: argparse.Namespace) -> int:
         state = await load_state(log, args.at)
     finally:
         await log.close()
-    snap = project(state, ReconcileConfig())
+    snap = project(state, reconcile)
     if args.json:
         sys.stdout.write(msgspec.json.encode(snap).decode() + "\n")
     else:
         sys.stdout.write(snapshot_summary(snap))
     return 0
-
-
-async def cmd_tail(args: argparse.Namespace) -> int:
-    unknown = [k for k in args.kind if k not in KINDS]
-    if unknown:
-        print(f"exkernel: unknown kind {', '.join(unknown)}; kinds: {', '.join(sorted(KINDS))}",
-              file=sys.stderr)
-        return 2
-    log = await EventLog.open(args.db, readonly=True)
-    try:
-        since = args.since if args.since is not None else max(0, log.last_seq - args.lines)
-        while True:
-            async for row in log.rows(since=since, kinds=args.kind):
-                if args.json:
-                    sys.stdout.write(f'{{"seq":{row.seq},{row.payload.decode()[1:]}\n')
-                else:
-                    sys.stdout.write(event_line(row.seq, decode_logged(row.payload)) + "\n")
-                since = row.seq
-            sys.stdout.flush()
-            if not args.follow:
-                return 0
-            await asyncio.sleep(args.interval)
-    finally:
-        await log.close()
 
 
 async def cmd_verify(args: argparse.Namespace) -> int:
@@ -145,6 +147,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
 
 
 async def cmd_replay(args: argparse.Namespace) -> int:
+    reconcile = load_config(args.config).reconcile
     log = await EventLog.open(args.db, readonly=True)
     try:
         started = time.perf_counter()
@@ -152,7 +155,7 @@ async def cmd_replay(args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - started
     finally:
         await log.close()
-    snap = project(state, ReconcileConfig())
+    snap = project(state, reconcile)
     rate = state.seq / elapsed if elapsed > 0 else float("inf")
     print(f"replayed {state.seq} events in {elapsed:.3f} s ({rate:,.0f} events/s);"
           f" verdict {snap.reconcile.verdict.value}")
@@ -161,7 +164,6 @@ async def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from adapters.factory import make_venue
-    from kernel.daemon import logs
     from kernel.daemon.metrics import Metrics
     from kernel.daemon.service import Daemon
 
@@ -174,8 +176,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"exkernel: {e}", file=sys.stderr)
         return EXIT_CONFIG
     state_dir = args.state_dir or resolve_state_dir(cfg)
-    metrics = Metrics()
     log = structlog.get_logger("exkernel")
+    db = state_dir / "events.db"  # the daemon's log (kernel/daemon/service.py)
+    if state_dir.is_dir():
+        # Refuse before binding ports a running writer holds: the operator should read
+        # "another writer", not "port in use". The Daemon's own open is the real guard.
+        try:
+            WriterLock.check(db)
+        except LogLocked as e:
+            return _locked(e)
+    metrics = Metrics()
     if cfg.metrics.enabled:
         try:
             port = metrics.serve(cfg.metrics.host, cfg.metrics.port)
@@ -192,8 +202,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     except CredentialsRejected as e:
         log.error("credentials rejected", error=str(e))
         return EXIT_CREDENTIALS
+    except LogLocked as e:
+        return _locked(e)
     finally:
         metrics.close()
+
+
+def _locked(e: LogLocked) -> int:
+    structlog.get_logger("exkernel").error("event log locked", db=e.path, holder_pid=e.pid)
+    print(f"exkernel: {e}", file=sys.stderr)
+    return EXIT_LOCKED
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -252,9 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint the fold state every N events (default 10000)")
     p.set_defaults(run=cmd_ingest)
 
+    def add_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help="the daemon's TOML config, for its"
+                                                    " [reconcile] bounds (default: built-in)")
+
     p = add("snapshot", "Print the account snapshot (K, E, R1–R6) after the last or a given event.")
     p.add_argument("--at", type=int, metavar="SEQ", help="the snapshot after event SEQ")
     p.add_argument("--json", action="store_true", help="the whole AccountSnapshotV2 as JSON")
+    add_config(p)
     p.set_defaults(run=cmd_snapshot)
 
     p = add("tail", "Print the event log, one line per event; -f follows new appends.")
@@ -273,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_verify)
 
     p = add("replay", "Re-fold the whole log from genesis and print events/s.")
+    add_config(p)
     p.set_defaults(run=cmd_replay)
 
     p = sub.add_parser("run", help="Run the kernel daemon (the embedded sim venue by default).",
@@ -305,17 +329,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     money.install()
+    if args.run is not cmd_run:
+        # Stdout is the command's output (JSON for scripts): warnings go to stderr.
+        logs.configure("warning", stream=sys.stderr)
     try:
         result = args.run(args)
         if inspect.iscoroutine(result):
             result = asyncio.run(result)
         return int(result)
+    except LogLocked as e:
+        print(f"exkernel: {e}", file=sys.stderr)
+        return EXIT_LOCKED
     except LogError as e:
         print(f"exkernel: {e}", file=sys.stderr)
         return EXIT_LOG
+    except ConfigError as e:
+        print(f"exkernel: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        silence_stdout()
         return 0
 
 

@@ -2,8 +2,9 @@
 
 Checks, row by row: the sequence has no gaps, the hash chain holds, every payload
 decodes and matches its row's kind, dedup key and times, the fold accepts it, and at
-every checkpoint the replayed state encodes to the very bytes stored (and the
-checkpoint's chain hash is its row's). Stops at the first fault and names its row.
+every checkpoint the stored state still hashes to its `state_hash` (schema 2), the
+replayed state encodes to the very bytes stored, and the checkpoint's chain hash is its
+row's. Stops at the first fault and names its row.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import msgspec
 
 from events.codec import Event
 from events.codec import decode_logged as decode
-from events.log import GENESIS_HASH, EventLog, Row, chain
+from events.log import GENESIS_HASH, EventLog, Row, chain, state_hash
 from kernel import money
 from kernel.daemon.replay import encode_state
 from kernel.errors import KernelError
@@ -58,6 +59,9 @@ async def verify(log: EventLog) -> VerifyReport:
             if cp is not None:
                 if cp.hash != row.hash:
                     return report(Fault(row.seq, "checkpoint hash differs from its row's hash"))
+                if cp.state_hash is not None and state_hash(cp.state) != cp.state_hash:
+                    return report(Fault(row.seq, "checkpoint state hash mismatch: its state"
+                                                 " bytes changed after they were written"))
                 if cp.state != encode_state(state):
                     return report(Fault(row.seq,
                                         "checkpoint state differs from the replayed state"))

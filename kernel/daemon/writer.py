@@ -1,11 +1,20 @@
 """The one writer: every event enters the log and the fold through here.
 
+The writer runs with the log's writer lock held (`EventLog.open` takes it before
+anything is read), so exactly one process appends and folds.
+
 For each batch: stamp receive times, look the dedup keys up in the log, screen each
 event (duplicate: skip and count; same key with another payload: conflict, logged as
 `InputQuarantined`; inadmissible against the state: quarantined), fold the rest,
 then append them all in one transaction (with a checkpoint every `checkpoint_every`
 events). Snapshots are published only after the commit; if the append fails, the
 writer's state is as before the batch, because states are immutable values.
+
+Receive times never go back: a stamp is `max(clock(), state.now)`, the newest
+`recv_ts` already folded, so a wall clock stepped back cannot date a fact before the
+facts it follows (and so past a settling deadline). An `EventClock` (the daemon's)
+also keeps advancing with the monotonic clock between stamps; the writer starts it
+no earlier than the log's `now`.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from events.control import InputQuarantined, quarantine
 from events.log import EventLog
 from kernel import money
 from kernel.admit import admit
+from kernel.daemon.clock import EventClock
 from kernel.daemon.replay import encode_state, load_state
 from kernel.reconcile import ReconcileConfig
 from kernel.snapshot import AccountSnapshotV2, project
@@ -39,6 +49,9 @@ class BatchResult(msgspec.Struct, kw_only=True):
     #: Seconds spent screening, folding and projecting (no I/O), and committing.
     fold_seconds: float = 0.0
     commit_seconds: float = 0.0
+    #: The events appended, in log order (a conflict or an inadmissible event as the
+    #: quarantine that replaced it): the i-th published snapshot follows the i-th.
+    events: list[Event] = []
 
     def add(self, other: BatchResult) -> None:
         self.appended += other.appended
@@ -81,23 +94,29 @@ class Writer:
         checkpoint_every: int = 10_000,
         publish: Publish | None = None,
     ) -> Writer:
-        """Replay the log (newest checkpoint + tail) and stand ready to append."""
+        """Replay the log (newest sound checkpoint + tail) and stand ready to append.
+        `log` must be open for writing (it then holds the writer lock). `clock` reads
+        ns since the epoch; pass an `EventClock` for stamps that advance monotonically
+        across wall-clock steps (a plain callable gets only the `state.now` floor)."""
         money.require()
         state = await load_state(log)
-        cp = await log.latest_checkpoint()
+        if isinstance(clock, EventClock):
+            clock.not_before(state.now)
         return cls(
             log,
             state,
             reconcile=reconcile or ReconcileConfig(),
             clock=clock,
             checkpoint_every=checkpoint_every,
-            last_checkpoint=cp.seq if cp else 0,
+            # The newest stored checkpoint, even one replay passed over: the next one
+            # must have a later seq (checkpoints are append-only, one per seq).
+            last_checkpoint=await log.last_checkpoint_seq(),
             publish=publish,
         )
 
     async def ingest(self, events: Sequence[Event]) -> BatchResult:
         """Log and fold one batch, all or nothing. Raises `LogError` if the log failed."""
-        now = self._clock()
+        now = max(self._clock(), self.state.now)
         stamped = [e if e.recv_ts else msgspec.structs.replace(e, recv_ts=now) for e in events]
         started = time.perf_counter()
         keys = [e.dedup_key for e in stamped]
@@ -158,6 +177,7 @@ class Writer:
         if checkpoint is not None:
             self._last_checkpoint = state.seq
         result.appended = len(accepted)
+        result.events = accepted
         if self._publish is not None:
             for s in snaps:
                 self._publish(s)

@@ -1,14 +1,25 @@
-"""The append-only event log: one SQLite file, written by one connection.
+"""The append-only event log: one SQLite file, written by one connection of one process.
 
-Tables (schema version 1):
+Tables (schema version 2):
 
 * ``events(seq, kind, dedup_key UNIQUE, venue_ts, recv_ts, payload, hash)``: ``seq``
   counts from 1 with no gaps; ``payload`` is the event's JSON; ``hash`` is
   ``sha256(previous hash || seq as 8 big-endian bytes || payload)``, the first row's
   previous hash being 32 zero bytes, so any edit of a stored row breaks the chain.
-* ``checkpoints(seq, state, hash)``: the fold state after ``seq`` (msgpack) and the
-  chain hash at that row, written in the same transaction as the batch it follows.
-* ``meta(key, value)``.
+* ``checkpoints(seq, state, hash, state_hash)``: the fold state after ``seq`` (msgpack),
+  the chain hash at that row, and ``sha256(state)``, written in the same transaction as
+  the batch it follows. Start-up trusts a checkpoint only if its state still hashes
+  to ``state_hash`` (kernel/daemon/replay.py).
+* ``meta(key, value)``: ``schema_version``.
+
+Schema history (events/log/schema.py): version 2 added ``checkpoints.state_hash``. A
+writer opening a version-1 log upgrades it in one transaction (the column is added; the
+old rows keep NULL, "never hashed", and are not trusted at start-up); readers open
+either version unchanged.
+
+One writer: a non-readonly open takes the writer lock (events/log/lock.py) before it
+touches the file, and `close()` gives it back; a second writer gets `LogLocked` naming
+the holder's pid. Readonly opens take no lock.
 
 Triggers refuse UPDATE and DELETE on ``events`` and ``checkpoints``. The UNIQUE
 ``dedup_key`` is the guard against double ingestion: the writer looks keys up before
@@ -35,53 +46,19 @@ import aiosqlite
 import msgspec
 
 from events.codec import Event, encode
-from kernel.errors import CorruptLogError, LogError
+from events.log.lock import WriterLock
+from events.log.schema import READABLE_VERSIONS, SCHEMA_VERSION, create_or_upgrade, schema_version
+from kernel.errors import CorruptLogError, LogError, LogLocked
 
-SCHEMA_VERSION = "1"
 GENESIS_HASH = bytes(32)
 Synchronous = Literal["NORMAL", "FULL"]
-
-_SCHEMA = """
-BEGIN;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    dedup_key TEXT NOT NULL UNIQUE,
-    venue_ts INTEGER NOT NULL,
-    recv_ts INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    hash BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    seq INTEGER PRIMARY KEY,
-    state BLOB NOT NULL,
-    hash BLOB NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
-BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
-BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
--- INSERT OR REPLACE deletes the row it collides with without firing DELETE triggers:
--- refuse any insert that does not follow the last row, or reuses a dedup key.
-CREATE TRIGGER IF NOT EXISTS events_append_only BEFORE INSERT ON events
-WHEN NEW.seq <= (SELECT coalesce(max(seq), 0) FROM events)
-  OR EXISTS (SELECT 1 FROM events WHERE dedup_key = NEW.dedup_key)
-BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS checkpoints_append_only BEFORE INSERT ON checkpoints
-WHEN EXISTS (SELECT 1 FROM checkpoints WHERE seq = NEW.seq)
-BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
-COMMIT;
-"""
 
 _INSERT = (
     "INSERT INTO events (seq, kind, dedup_key, venue_ts, recv_ts, payload, hash)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (seq, state, hash, state_hash) VALUES (?, ?, ?, ?)"
 )
 _LOOKUP_CHUNK = 900
 
@@ -99,20 +76,31 @@ class Row(msgspec.Struct, frozen=True, array_like=True):
 class Checkpoint(msgspec.Struct, frozen=True, array_like=True):
     seq: int
     state: bytes
+    #: The chain hash of the event row at `seq`.
     hash: bytes
+    #: sha256 of `state` as written; None for a checkpoint of a version-1 log.
+    state_hash: bytes | None = None
 
 
 def chain(prev: bytes, seq: int, payload: bytes) -> bytes:
     return hashlib.sha256(prev + seq.to_bytes(8, "big") + payload).digest()
 
 
+def state_hash(state: bytes) -> bytes:
+    """The hash stored beside a checkpoint's state bytes."""
+    return hashlib.sha256(state).digest()
+
+
 class EventLog:
     """The log. Open it with `EventLog.open`; one writer appends, any number may read."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path, readonly: bool) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path, readonly: bool,
+                 lock: WriterLock | None = None) -> None:
         self._db = db
+        self._lock = lock
         self.path = path
         self.readonly = readonly
+        self.version = SCHEMA_VERSION
         self.last_seq = 0
         self.last_hash = GENESIS_HASH
 
@@ -120,34 +108,48 @@ class EventLog:
     async def open(
         cls, path: str | Path, *, synchronous: Synchronous = "NORMAL", readonly: bool = False
     ) -> EventLog:
+        """Open the log at `path`. A writer (not `readonly`) first takes the writer lock,
+        and raises `LogLocked` if another process (or another open here) holds it; it
+        creates the file if need be, and upgrades an older schema. A reader never
+        writes and needs no lock. Either raises `LogError` if the file is not a log."""
         path = Path(path)
         if readonly and not path.exists():
             raise LogError(f"no event log at {path}")
+        lock = None
+        if not readonly:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = WriterLock.acquire(path)  # before replay, before any write
         try:
-            if readonly:
-                db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                db = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as e:
-            raise LogError(f"cannot open event log {path}: {e}") from e
-        try:
-            return await cls._prepare(db, path, readonly, synchronous)
+            try:
+                if readonly:
+                    db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True,
+                                                 isolation_level=None)
+                else:
+                    db = await aiosqlite.connect(path, isolation_level=None)
+            except sqlite3.Error as e:
+                raise LogError(f"cannot open event log {path}: {e}") from e
+            try:
+                return await cls._prepare(db, path, readonly, synchronous, lock)
+            except BaseException:
+                await db.close()
+                raise
         except BaseException:
-            await db.close()
+            if lock is not None:
+                lock.release()
             raise
 
     @classmethod
     async def _prepare(
-        cls, db: aiosqlite.Connection, path: Path, readonly: bool, synchronous: Synchronous
+        cls, db: aiosqlite.Connection, path: Path, readonly: bool, synchronous: Synchronous,
+        lock: WriterLock | None,
     ) -> EventLog:
         try:
+            await db.execute("PRAGMA busy_timeout=5000")
             if not readonly:
                 await db.execute("PRAGMA journal_mode=WAL")
                 await db.execute(f"PRAGMA synchronous={synchronous}")
-                await db.executescript(_SCHEMA)  # one transaction: a kill leaves all or nothing
-            await db.execute("PRAGMA busy_timeout=5000")
-            log = cls(db, path, readonly)
+                await create_or_upgrade(db, path)
+            log = cls(db, path, readonly, lock)
             await log._check_schema()
             async with db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1") as cur:
                 last = await cur.fetchone()
@@ -158,19 +160,19 @@ class EventLog:
         return log
 
     async def _check_schema(self) -> None:
-        try:
-            async with self._db.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ) as cur:
-                row = await cur.fetchone()
-        except sqlite3.Error as e:
-            raise LogError(f"{self.path} is not an exchange-kernel event log: {e}") from e
-        if row is None or row[0] != SCHEMA_VERSION:
-            found = None if row is None else row[0]
-            raise LogError(f"{self.path}: schema version {found}, expected {SCHEMA_VERSION}")
+        found = await schema_version(self._db, self.path)
+        if found not in READABLE_VERSIONS:
+            raise LogError(f"{self.path}: schema version {found}, expected one of"
+                           f" {', '.join(sorted(READABLE_VERSIONS))}")
+        self.version = found
 
     async def close(self) -> None:
-        await self._db.close()
+        """Close the connection, then give the writer lock back (a writer's)."""
+        try:
+            await self._db.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     async def lookup(self, keys: Iterable[str]) -> dict[str, tuple[int, bytes]]:
         """The logged (seq, payload) of each of `keys` that is already in the log."""
@@ -218,10 +220,8 @@ class EventLog:
             try:
                 await self._db.executemany(_INSERT, rows)
                 if checkpoint is not None:
-                    await self._db.execute(
-                        "INSERT INTO checkpoints (seq, state, hash) VALUES (?, ?, ?)",
-                        (checkpoint[0], checkpoint[1], cp_hash),
-                    )
+                    await self._db.execute(_INSERT_CHECKPOINT, (
+                        checkpoint[0], checkpoint[1], cp_hash, state_hash(checkpoint[1])))
                 await self._db.execute("COMMIT")
             except BaseException:
                 # SQLite may have rolled back already (a full disk does); keep its error.
@@ -238,10 +238,8 @@ class EventLog:
         if seq != self.last_seq or seq == 0:
             raise LogError(f"checkpoint seq {seq} is not the last event {self.last_seq}")
         try:
-            await self._db.execute(
-                "INSERT INTO checkpoints (seq, state, hash) VALUES (?, ?, ?)",
-                (seq, state, self.last_hash),
-            )
+            await self._db.execute(_INSERT_CHECKPOINT,
+                                   (seq, state, self.last_hash, state_hash(state)))
         except sqlite3.Error as e:
             raise LogError(f"checkpoint at seq {seq} failed: {e}") from e
 
@@ -303,17 +301,28 @@ class EventLog:
         except sqlite3.Error as e:
             raise LogError(f"read failed: {e}") from e
 
+    def _checkpoint_columns(self) -> str:
+        # A version-1 log (open read-only, never upgraded) has no state_hash column.
+        return "seq, state, hash, " + ("NULL" if self.version == "1" else "state_hash")
+
     async def latest_checkpoint(self, at_most: int | None = None) -> Checkpoint | None:
+        """The newest checkpoint with `seq <= at_most` (default: of all)."""
         hi = at_most if at_most is not None else 2**63 - 1
-        async with self._db.execute(
-            "SELECT seq, state, hash FROM checkpoints WHERE seq <= ? ORDER BY seq DESC LIMIT 1",
-            (hi,),
-        ) as cur:
+        sql = (f"SELECT {self._checkpoint_columns()} FROM checkpoints WHERE seq <= ?"
+               " ORDER BY seq DESC LIMIT 1")
+        async with self._db.execute(sql, (hi,)) as cur:
             row = await cur.fetchone()
         return None if row is None else Checkpoint(*row)
 
+    async def last_checkpoint_seq(self) -> int:
+        """The seq of the newest checkpoint stored, sound or not (0: none)."""
+        async with self._db.execute("SELECT coalesce(max(seq), 0) FROM checkpoints") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def checkpoints(self) -> list[Checkpoint]:
-        async with self._db.execute("SELECT seq, state, hash FROM checkpoints ORDER BY seq") as cur:
+        sql = f"SELECT {self._checkpoint_columns()} FROM checkpoints ORDER BY seq"
+        async with self._db.execute(sql) as cur:
             return [Checkpoint(*r) for r in await cur.fetchall()]
 
     async def count(self) -> int:
@@ -322,4 +331,5 @@ class EventLog:
         return int(row[0]) if row else 0
 
 
-__all__ = ["Checkpoint", "CorruptLogError", "EventLog", "LogError", "Row", "chain"]
+__all__ = ["SCHEMA_VERSION", "Checkpoint", "CorruptLogError", "EventLog", "LogError", "LogLocked",
+           "Row", "chain", "state_hash"]
