@@ -13,6 +13,7 @@ older than the facts is WARN PENDING_REPORT, and ERROR once the window has passe
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -20,7 +21,14 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+
+from adapters.sim.config import SimConfig, SimDrift, SimTrader
+from adapters.sim.venue import SimVenue
+from kernel.daemon.config import Config, load_config
+from kernel.daemon.service import Daemon
+from kernel.reconcile import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 S = 1_000_000_000
@@ -128,3 +136,49 @@ def test_a_drift_on_a_stale_report_turns_error_when_the_window_passes(
     later = line("venue_connected", T + 11 * S, venue="sim")  # moves only the clock
     after = snapshot(tmp_path / "after", [*history(), *stale, later])
     assert check(after, "R1", "USDT") == ("ERROR", "PENDING_REPORT_EXPIRED")
+
+
+# --- the same table through the daemon: the sim's reports disagree with its own facts ---
+
+def daemon_config(drift: SimDrift) -> Config:
+    base = load_config(None)
+    sim = SimConfig(seed=5, tick_s=0.05, funding_interval_s=1.0, report_delay_ms=50,
+                    trader=SimTrader(every_s=0.1), drift=drift)
+    return msgspec.structs.replace(
+        base, kernel=msgspec.structs.replace(base.kernel, resync_every_s=0.5),
+        venue=msgspec.structs.replace(base.venue, sim=sim),
+        reconcile=msgspec.structs.replace(base.reconcile, settle_window_ns=S))
+
+
+@pytest.mark.parametrize(
+    ("drift", "rule"),
+    [
+        (SimDrift(wallet=D("-1")), "R1"),
+        (SimDrift(wallet=D("15")), "R1"),
+        (SimDrift(wallet=D("-19")), "R1"),
+        (SimDrift(position_lots=1), "R3"),
+        (SimDrift(hide_funding=True), "R1"),
+    ],
+    ids=["wallet-1", "wallet+15", "wallet-19", "one-lot", "missing-funding"],
+)
+async def test_through_the_daemon_a_reporting_hole_turns_error_within_the_window(
+    tmp_path: Path, drift: SimDrift, rule: str
+) -> None:
+    cfg = daemon_config(drift)
+    venue = SimVenue(cfg.venue.sim)
+    daemon = Daemon(cfg, venue, tmp_path)
+    run = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.sleep(2.5)  # trading and funding (every second) on an open position
+        venue.engine.quiet()
+        # the settling window (1 s) and a periodic resync (0.5 s) later, K still disagrees
+        await asyncio.sleep(2.0)
+        assert daemon._writer is not None
+        snap = daemon._writer.snapshot
+        assert snap.k.positions, "the trader opened a position"
+        bad = {(c.rule, c.verdict.value) for c in snap.reconcile.checks}
+        assert (rule, "ERROR") in bad, snap.reconcile.checks
+        assert not [c for c in snap.reconcile.checks if c.verdict is Verdict.WARN]
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(run, 10) == 0

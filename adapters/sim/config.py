@@ -48,6 +48,16 @@ class SimFaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     disconnect_every_s: float | None = None  # mean seconds between forced disconnects
 
 
+class SimDrift(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Holes in the venue's own reporting, which no resync can repair: its reports
+    disagree with the facts it gives. For the drift table (docs/reconcile.md): the kernel
+    must turn each into an ERROR, never explain it away. Off by default."""
+
+    wallet: Decimal = Decimal(0)  # added to every reported wallet of the first settle asset
+    position_lots: int = 0  # lots added to each reported open position
+    hide_funding: bool = False  # funding is booked, but neither pushed nor in its history
+
+
 class SimTrader(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A scripted client trading this account on its own (until strategies exist), so the
     ledger has fills to show: every `every_s` seconds, a random market or limit order."""
@@ -84,6 +94,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     taker_fee: Decimal = Decimal("0.0004")
     report_delay_ms: int = 200  # balance and positions reports follow fills by this much
     faults: SimFaults = SimFaults()
+    drift: SimDrift = SimDrift()
     trader: SimTrader = SimTrader()
     #: Flood mode for benchmarks: push this many extra mark prices per second (0 = off).
     flood_per_s: int = 0

@@ -181,8 +181,9 @@ class SimEngine:
     def _settle_funding(self, t: int) -> None:
         for paid, msg in settle(self.account, self.instruments, self.prices, t):
             self.funding.append(paid)
-            self.funding_msgs.append((t, msg))
-            self._outbox.append(msg)
+            if not self.config.drift.hide_funding:
+                self.funding_msgs.append((t, msg))
+                self._outbox.append(msg)
             self._changed(t)
 
     def _changed(self, t: int) -> None:
@@ -376,7 +377,12 @@ class SimEngine:
             return self._account_msg(self.now, "SNAPSHOT")
 
     def _account_msg(self, t: int, reason: str) -> Msg:
-        return wire.account_report(t, reason, self.account, self.config.instruments, self.prices)
+        msg = wire.account_report(t, reason, self.account, self.config.instruments,
+                                  self.prices)
+        drift = self.config.drift
+        if drift.wallet or drift.position_lots:
+            wire.drift(msg, self.config.instruments, drift.wallet, drift.position_lots)
+        return msg
 
     def truth(self) -> Truth:
         a = self.account

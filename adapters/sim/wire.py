@@ -170,6 +170,21 @@ def account_report(
     return {"e": "ACCOUNT_UPDATE", "E": ms(now_ns), "T": ms(now_ns), "a": a}
 
 
+def drift(msg: Msg, instruments: tuple[SimInstrument, ...], wallet: Decimal, lots: int
+          ) -> None:
+    """Make a complete account report disagree with the venue's books (`SimDrift`): the
+    first settlement asset's wallet off by `wallet`, each position off by `lots` lots."""
+    a = msg["a"]
+    settles = [i.settle for i in instruments if i.kind != "spot"]
+    for b in a["B"]:
+        if settles and b["a"] == settles[0]:
+            b["wb"] = b["cw"] = num(Decimal(b["wb"]) + wallet)
+    lot = {i.symbol: i.lot_size for i in instruments}
+    for p in a["P"]:
+        qty = Decimal(p["pa"])
+        p["pa"] = num(qty + lots * lot[p["s"]] * (1 if qty > 0 else -1))
+
+
 def position_fields(
     symbol: str, side: str, qty: Decimal, entry: Decimal, mark: Decimal,
     unrealized: Decimal, leverage: Decimal, notional: Decimal,
