@@ -18,6 +18,8 @@ from events.facts import (
     OrderFilled,
     PositionsReported,
 )
+from events.orders import IntentAmended, IntentCanceled, IntentPlaced
+from kernel import intents
 from kernel.state import AccountState
 
 
@@ -74,5 +76,7 @@ def admit(state: AccountState, event: Event) -> str | None:
                     " size while a position is open"
                 )
             return None
+        case IntentPlaced() | IntentAmended() | IntentCanceled():
+            return intents.admit(state.book, event)
         case _:
             return None

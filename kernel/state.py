@@ -51,8 +51,9 @@ from events.orders import (
     IntentPlaced,
     PlaceOrder,
 )
-from kernel import ledger, venue
+from kernel import intents, ledger, venue
 from kernel.errors import InvariantViolation
+from kernel.intents import IntentBook
 from kernel.ledger import KLedger
 from kernel.money import round_to
 from kernel.position import Entry
@@ -107,6 +108,8 @@ class AccountState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     resync_marks: dict[str, int] = {}
     order_updates: int = 0
     intents: int = 0
+    #: Every intent and the venue order working it (kernel.intents).
+    book: IntentBook = IntentBook()
     commands: int = 0
 
 
@@ -161,8 +164,8 @@ def fold(state: AccountState, event: Event, seq: int, event_id: str | None = Non
         case OrderStatusReported():
             return msgspec.structs.replace(s, order_updates=s.order_updates + 1)
         case IntentPlaced() | IntentAmended() | IntentCanceled():
-            # The intent reconciler folds these into its own intent book.
-            return msgspec.structs.replace(s, intents=s.intents + 1)
+            return msgspec.structs.replace(s, intents=s.intents + 1,
+                                           book=intents.apply(s.book, event))
         case (
             PlaceOrder()
             | AmendOrder()

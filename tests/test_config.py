@@ -49,7 +49,8 @@ BAD = [
     ("[venue.ccxtpro]\napi_key = 'abc'\n", "venue.ccxtpro.api_key", "unknown key"),
     ("[venue.ccxtpro.credentials]\napi_secret = 'abc'\n",
      "venue.ccxtpro.credentials.api_secret", "unknown key"),
-    ("[reconcile]\nepsilon = '1'\n", "reconcile.epsilon", "unknown key"),
+    ("[reconcile]\nepsilon = '1'\n", "reconcile.epsilon", "a table"),
+    ("[reconcile]\ncapital_epsilon = '1'\n", "reconcile.capital_epsilon", "unknown key"),
     ("[metrics]\npath = '/m'\n", "metrics.path", "unknown key"),
     ("[api]\ntoken = 'abc'\n", "api.token", "unknown key"),
     # wrong types
@@ -63,7 +64,7 @@ BAD = [
     ("[venue.ccxtpro]\nurl_override = 3\n", "venue.ccxtpro.url_override",
      "expected a string (or no key), found 3"),
     ("[venue.ccxtpro]\nsymbols = 'BTC/USDT'\n", "venue.ccxtpro.symbols", "expected an array"),
-    ("[reconcile]\ncapital_epsilon = 'abc'\n", "reconcile.capital_epsilon", "decimal number"),
+    ("[reconcile]\ndefault_epsilon = 'abc'\n", "reconcile.default_epsilon", "decimal number"),
     ("[venue.ccxtpro.credentials]\napi_key_env = 'my key'\n",
      "venue.ccxtpro.credentials.api_key_env", "matching regex"),
     ("[[venue.sim.instruments]]\nsymbol = 'X'\n", "venue.sim.instruments[0].base",
@@ -89,12 +90,18 @@ BAD = [
     ("[venue.sim.deposits]\nUSDT = '-5'\n", "venue.sim.deposits.USDT", ">= 0, found '-5'"),
     (INSTRUMENT.replace('"0.001"', '"0"'), "venue.sim.instruments[0].lot_size", "> 0"),
     (INSTRUMENT.replace('"60000"', '"NaN"'), "venue.sim.instruments[0].start_price", "finite"),
-    ("[reconcile]\npending_fee_bound = '-1'\n", "reconcile.pending_fee_bound", ">= 0"),
+    ("[reconcile]\nprice_epsilon = '-1'\n", "reconcile.price_epsilon", ">= 0"),
+    ("[reconcile]\nepsilon = { USDT = '-0.1' }\n", "reconcile.epsilon.USDT", ">= 0"),
     ("[reconcile]\nsettle_window_ns = -1\n", "reconcile.settle_window_ns", ">= 0"),
     # rules across keys
     ("[venue]\nkind = 'ccxtpro'\n", "venue.ccxtpro.exchange", "a ccxt.pro exchange id"),
     (INSTRUMENT + INSTRUMENT, "venue.sim.instruments", "unique symbols"),
     ("[api]\nport = 9464\n", "metrics.port", "a port other than api.port"),
+    ("[kernel]\nresync_every_s = 90\nresync_lookback_s = 60\n", "kernel.resync_every_s",
+     "expected at most kernel.resync_lookback_s (60.0)"),
+    ("[kernel]\nresync_every_s = 61\n", "kernel.resync_every_s", "found 61.0"),
+    ("[kernel]\nresync_silence_s = 0\n", "kernel.resync_silence_s", "> 0.0"),
+    ("[kernel]\nresync_max_failures = 0\n", "kernel.resync_max_failures", ">= 1"),
 ]
 
 
@@ -181,12 +188,12 @@ def test_the_binance_example_loads_as_a_ccxtpro_venue() -> None:
 def test_values_decode_to_their_types(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("[kernel]\nresync_every_s = 10\nlog_level = 'debug'\n"
-                    "[reconcile]\ncapital_epsilon = '0.5'\n[venue.sim.faults]\ndrop = 0.25\n",
+                    "[reconcile]\nepsilon = { USDT = '0.5' }\n[venue.sim.faults]\ndrop = 0.25\n",
                     encoding="utf-8")
     cfg = load_config(path)
     assert cfg.kernel.resync_every_s == 10.0 and isinstance(cfg.kernel.resync_every_s, float)
     assert cfg.kernel.log_level == "debug"
-    assert cfg.reconcile.capital_epsilon == Decimal("0.5")
+    assert cfg.reconcile.eps("USDT") == Decimal("0.5")
     assert cfg.venue.sim.faults.drop == 0.25
     with pytest.raises(AttributeError):
         cfg.kernel.log_level = "error"  # type: ignore[misc]

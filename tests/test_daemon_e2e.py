@@ -105,7 +105,16 @@ def test_ready_watchdog_then_sigterm_exits_0_with_a_sound_log(
     lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
     events = {x["event"] for x in lines}
     assert {"replayed", "venue connected", "ready", "stopping", "checkpointed"} <= events, events
-    assert any(x.get("kind") == "order_filled" and "seq" in x for x in lines)
+    fills = [x for x in lines if x.get("kind") == "order_filled" and "seq" in x]
+    assert fills
+    # The journal reads without a second tool: the fill's content, exact and summarized.
+    f = fills[0]
+    assert {"symbol", "side", "qty", "price", "fee", "fee_currency"} <= f.keys(), f
+    assert f["summary"].startswith(f"{f['symbol']} {f['side']} ") and " @ " in f["summary"]
+    assert f" {f['fee_currency']}" in f["summary"].partition(" fee ")[2]
+    status_lines = [x for x in lines if x["event"] == "status"]
+    assert status_lines and all(  # money at the asset's precision, no division tails
+        len(v.partition(".")[2]) <= 8 for x in status_lines for v in x["capital"].values())
     db = tmp_path / "state" / "events.db"
     verify = exk("verify", "--db", db)
     assert verify.returncode == 0 and verify.stdout.startswith("OK:"), verify.stdout
@@ -139,6 +148,8 @@ def test_metrics_endpoint_serves_kernel_metrics(
         assert values["exkernel_commit_seconds_count"] > 0
         age = values["exkernel_last_venue_report_age_seconds"]
         assert 0 <= age < 5, age  # reports came, and the gauge ages between them
+        resynced = values["exkernel_last_resync_success_age_seconds"]
+        assert 0 <= resynced < 5, resynced  # resync_every_s is 2
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
@@ -152,8 +163,10 @@ def test_metrics_endpoint_serves_kernel_metrics(
         ("[venue.sim.faults]\ndrop = 2.0\n", "venue.sim.faults.drop"),
         ("[kernel\n", "line 1"),
         ('[venue]\nkind = "ccxtpro"\n', "venue.ccxtpro.exchange"),
+        ("[kernel]\nresync_every_s = 120\n", "kernel.resync_lookback_s"),
     ],
-    ids=["out_of_range", "unknown_table", "probability", "syntax", "ccxtpro_without_exchange"],
+    ids=["out_of_range", "unknown_table", "probability", "syntax", "ccxtpro_without_exchange",
+         "resync_interval_beyond_lookback"],
 )
 def test_a_bad_config_exits_78_naming_file_and_key(tmp_path: Path, body: str, named: str) -> None:
     cfg = tmp_path / "bad.toml"

@@ -20,7 +20,8 @@ FAMILIES = {
     "exkernel_commit_seconds": "histogram", "exkernel_fold_seconds": "histogram",
     "exkernel_reconcile_verdict": "gauge", "exkernel_venue_connected": "gauge",
     "exkernel_reconnects": "counter", "exkernel_last_venue_report_age_seconds": "gauge",
-    "exkernel_last_seq": "gauge",
+    "exkernel_last_seq": "gauge", "exkernel_last_resync_success_age_seconds": "gauge",
+    "exkernel_resync_failures": "counter",
 }
 
 
@@ -63,6 +64,8 @@ def test_a_scrape_reads_what_the_daemon_recorded(metrics: Metrics) -> None:
     metrics.reconnects_total.inc()
     metrics.last_venue_report_age_seconds.set(1.5)
     metrics.last_seq.set(12345)
+    metrics.last_resync_success_age_seconds.set(0.25)
+    metrics.resync_failures_total.labels(step="funding").inc(2)
     got = scrape(port)
     assert got[("exkernel_events_total", (("kind", "order_filled"),))] == 2
     assert got[("exkernel_events_total", (("kind", "mark_price"),))] == 1
@@ -80,6 +83,8 @@ def test_a_scrape_reads_what_the_daemon_recorded(metrics: Metrics) -> None:
     assert got[("exkernel_reconnects_total", ())] == 1
     assert got[("exkernel_last_venue_report_age_seconds", ())] == 1.5
     assert got[("exkernel_last_seq", ())] == 12345
+    assert got[("exkernel_last_resync_success_age_seconds", ())] == 0.25
+    assert got[("exkernel_resync_failures_total", (("step", "funding"),))] == 2
 
 
 def _check(rule: Rule, verdict: Verdict) -> Check:

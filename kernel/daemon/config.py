@@ -33,6 +33,7 @@ from kernel.reconcile import ReconcileConfig
 #: Exit statuses systemd must not restart on (RestartPreventExitStatus=), from sysexits.h.
 EXIT_CONFIG = 78  # EX_CONFIG: the config file or a secret is wrong
 EXIT_CREDENTIALS = 77  # EX_NOPERM: the venue rejected the credentials
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another writer holds the event log; retry once it stopped
 
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -49,6 +50,11 @@ class KernelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     batch_max: Positive = 1_000
     resync_every_s: Seconds = 30.0
     resync_lookback_s: Seconds = 60.0
+    #: Resync at once when the venue has pushed nothing for this long, and this often
+    #: while it stays silent: a silent stream may be a dead one.
+    resync_silence_s: Seconds = 10.0
+    #: Periodic resyncs failing this many times in a row force a reconnect.
+    resync_max_failures: Positive = 5
     status_every_s: Seconds = 5.0
 
 
@@ -306,6 +312,7 @@ _RULES: dict[str, Rule] = {
     "venue.sim.trader.every_s": _POSITIVE,
     "venue.sim.trader.max_qty_lots": _POSITIVE,
     **{f"reconcile.{f.name}": _NOT_NEGATIVE for f in msgspec.structs.fields(ReconcileConfig)},
+    "reconcile.epsilon.*": _NOT_NEGATIVE,
 }
 
 
@@ -341,6 +348,15 @@ def _problems(cfg: Config) -> Iterator[tuple[str, str, Any]]:
     symbols = [i.symbol for i in venue.sim.instruments]
     if len(set(symbols)) != len(symbols):
         yield "venue.sim.instruments", "unique symbols", symbols
+    k = cfg.kernel
+    if k.resync_every_s > k.resync_lookback_s:
+        # A resync asks from where the previous one began, less the lookback. With the
+        # lookback >= the interval, every fact's time lies in two successive resyncs'
+        # windows: one the venue's history answered without it (it showed it late, or
+        # its clock lags ours) is followed by one that asks again.
+        yield ("kernel.resync_every_s",
+               f"at most kernel.resync_lookback_s ({k.resync_lookback_s}), so that each"
+               " resync reaches back past the previous one", k.resync_every_s)
     m, a = cfg.metrics, cfg.api
     if m.enabled and m.port and m.port == a.port and m.host == a.host:
         yield "metrics.port", f"a port other than api.port on {m.host}", m.port

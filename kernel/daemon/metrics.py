@@ -53,15 +53,19 @@ class Metrics:
         self.last_venue_report_age_seconds = Gauge(
             p + "last_venue_report_age_seconds",
             "Seconds since the venue last reported balances or positions", registry=r)
+        self.last_resync_success_age_seconds = Gauge(
+            p + "last_resync_success_age_seconds",
+            "Seconds since a resync with the venue last completed", registry=r)
+        self.resync_failures_total = Counter(p + "resync_failures", "Resyncs that failed,"
+                                             " by the step that failed", ["step"], registry=r)
         self.last_seq = Gauge(p + "last_seq", "Sequence number of the last committed event",
                               registry=r)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     def record_reconcile(self, result: ReconcileResult) -> None:
-        """Set `reconcile_verdict{rule}` for R1–R6: the worst check's rank, 0 with none."""
-        for rule, checks in (("R1", result.r1), ("R2", result.r2), ("R3", result.r3),
-                             ("R4", result.r4), ("R5", result.r5), ("R6", result.r6)):
+        """Set `reconcile_verdict{rule}` for R1–R7: the worst check's rank, 0 with none."""
+        for rule, checks in result.by_rule:
             rank = max((c.verdict.rank for c in checks), default=0)
             self.reconcile_verdict.labels(rule=rule).set(rank)
 
