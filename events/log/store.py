@@ -243,14 +243,6 @@ class EventLog:
         except sqlite3.Error as e:
             raise LogError(f"checkpoint at seq {seq} failed: {e}") from e
 
-    async def max_venue_ts(self, kind: str) -> int | None:
-        """The latest venue time among logged events of `kind` (a resync watermark)."""
-        async with self._db.execute(
-            "SELECT max(venue_ts) FROM events WHERE kind = ?", (kind,)
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None or row[0] is None else int(row[0])
-
     async def refresh(self) -> int:
         """Re-read the last seq (for a reader following a log another process appends to)."""
         sql = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
