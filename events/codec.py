@@ -36,6 +36,7 @@ from events.facts import (
     LeverageSet,
     MarkPriceObserved,
     OrderFilled,
+    OrderNotFound,
     OrderStatusReported,
     PositionsReported,
     TransferCompleted,
@@ -79,6 +80,7 @@ Event: TypeAlias = (
     | InputQuarantined
     | AssetDefined
     | ResyncCompleted
+    | OrderNotFound
 )
 
 EVENT_TYPES: tuple[type[Any], ...] = Event.__args__

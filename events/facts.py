@@ -212,6 +212,25 @@ class OrderStatusReported(VenueFact, frozen=True, kw_only=True, tag="order_statu
         return key("order", self.symbol, self.order_id, self.venue_ts, self.status, self.filled_qty)
 
 
+class OrderNotFound(VenueFact, frozen=True, kw_only=True, tag="order_not_found"):
+    """The venue answered a query for this client order id: it has no such order. Venues
+    briefly fail to find orders they have just accepted (Binance: seconds after a create,
+    minutes for conditional orders), so one answer is not evidence of anything; the intent
+    reconciler counts them."""
+
+    symbol: str
+    client_order_id: str
+
+    def __post_init__(self) -> None:
+        self._check_times()
+        self._ident("symbol", self.symbol)
+        self._ident("client_order_id", self.client_order_id)
+
+    @property
+    def dedup_key(self) -> str:
+        return key("not_found", self.client_order_id, self.venue_ts)
+
+
 class AssetBalance(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     asset: str
     wallet: Decimal

@@ -9,6 +9,7 @@ its command; `CommandOutcomeUnknown` (a timeout) is resolved by asking the venue
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from events.base import EventBase, key
 from events.facts import OrderType, Side, TimeInForce
@@ -103,11 +104,15 @@ class PlaceOrder(_OrderSpec, frozen=True, kw_only=True, tag="place_order"):
     command_id: str
     intent_id: str
     client_order_id: str
+    #: The intent revision this order realizes (its client order id carries it too).
+    revision: int = 0
 
     def __post_init__(self) -> None:
         self._check_times()
         for f in ("command_id", "intent_id", "client_order_id"):
             self._ident(f, getattr(self, f))
+        if self.revision < 0:
+            self._fail("revision", self.revision, "must be >= 0")
         self._check_spec()
 
     @property
@@ -123,11 +128,15 @@ class AmendOrder(EventBase, frozen=True, kw_only=True, tag="amend_order"):
     qty: Decimal | None = None
     price: Decimal | None = None
     trigger_price: Decimal | None = None
+    #: The intent revision the amended order realizes.
+    revision: int = 0
 
     def __post_init__(self) -> None:
         self._check_times()
         for f in ("command_id", "intent_id", "client_order_id", "symbol"):
             self._ident(f, getattr(self, f))
+        if self.revision < 0:
+            self._fail("revision", self.revision, "must be >= 0")
         self._opt_decimal("qty", self.qty, positive=True)
         self._opt_decimal("price", self.price, positive=True)
         self._opt_decimal("trigger_price", self.trigger_price, positive=True)
@@ -139,11 +148,18 @@ class AmendOrder(EventBase, frozen=True, kw_only=True, tag="amend_order"):
         return key("command", self.command_id)
 
 
+CancelPurpose = Literal["cancel", "replace", "oco", "halt"]
+
+
 class CancelOrder(EventBase, frozen=True, kw_only=True, tag="cancel_order"):
+    """`purpose`: the strategy canceled the intent; the leg is being replaced (an amend
+    by cancel-then-replace); another intent of its OCO group filled; trading halted."""
+
     command_id: str
     intent_id: str
     client_order_id: str
     symbol: str
+    purpose: CancelPurpose = "cancel"
 
     def __post_init__(self) -> None:
         self._check_times()

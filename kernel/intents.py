@@ -51,9 +51,36 @@ class OrderIntent(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     updated_ts: int = 0
 
 
+class InFlight(msgspec.Struct, frozen=True, gc=False, kw_only=True):
+    """The command sent for an intent whose outcome the kernel has not seen yet."""
+
+    command_id: str
+    kind: Literal["place", "amend", "cancel"]
+    client_order_id: str
+    #: The intent revision the command realizes.
+    revision: int
+    sent_ts: int
+    #: The venue did not answer in time: it may or may not have taken effect.
+    unknown: bool = False
+    #: For a cancel: why (events.orders.CancelPurpose).
+    purpose: str = "cancel"
+
+
 class OrderState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     intent_id: str
     status: IntentStatus = "PENDING"
+    in_flight: InFlight | None = None
+    #: The intent revision the live venue order realizes (-1: none yet).
+    order_revision: int = -1
+    #: Queries in a row that found no such order, and whether the kernel now counts the
+    #: order as lost (it still books its fills and retries its cancel).
+    not_found: int = 0
+    lost: bool = False
+    cancels: int = 0
+    #: The venue refused an edit: amend this intent by cancel-then-replace from now on.
+    edit_refused: bool = False
+    #: The venue cannot find the order the kernel asked to cancel: ask it what happened.
+    needs_query: bool = False
     #: The client order id of the venue order working the intent now, once one was sent.
     client_order_id: str | None = None
     #: Earlier client order ids of this intent (legs replaced by an amend): a late report
@@ -70,6 +97,11 @@ class OrderState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 class IntentBook(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     intents: dict[str, OrderIntent] = {}
     orders: dict[str, OrderState] = {}
+    #: Every client order id the kernel ever sent (current and superseded legs), and the
+    #: intent it belongs to: how venue reports find their intent.
+    by_client: dict[str, str] = {}
+    #: Every command id, and its intent: how outcomes find theirs.
+    commands: dict[str, str] = {}
 
 
 def apply(book: IntentBook, event: IntentPlaced | IntentAmended | IntentCanceled) -> IntentBook:
@@ -105,7 +137,7 @@ def apply(book: IntentBook, event: IntentPlaced | IntentAmended | IntentCanceled
                 # never sent: nothing to cancel on the venue
                 orders = dict(orders)
                 orders[event.intent_id] = msgspec.structs.replace(order, status="CANCELED")
-    return IntentBook(intents=intents, orders=orders)
+    return msgspec.structs.replace(book, intents=intents, orders=orders)
 
 
 def admit(book: IntentBook, event: IntentPlaced | IntentAmended | IntentCanceled

@@ -34,6 +34,7 @@ from events.facts import (
     LeverageSet,
     MarkPriceObserved,
     OrderFilled,
+    OrderNotFound,
     OrderStatusReported,
     PositionsReported,
     TransferCompleted,
@@ -51,7 +52,7 @@ from events.orders import (
     IntentPlaced,
     PlaceOrder,
 )
-from kernel import intents, ledger, venue
+from kernel import intents, ledger, orders, venue
 from kernel.errors import InvariantViolation
 from kernel.intents import IntentBook
 from kernel.ledger import KLedger
@@ -162,19 +163,19 @@ def fold(state: AccountState, event: Event, seq: int, event_id: str | None = Non
                 s, k=ledger.apply_leverage(s.k, event.symbol, event.leverage, s.instruments)
             )
         case OrderStatusReported():
-            return msgspec.structs.replace(s, order_updates=s.order_updates + 1)
+            return msgspec.structs.replace(s, order_updates=s.order_updates + 1,
+                                           book=orders.report(s.book, event))
+        case OrderNotFound():
+            return msgspec.structs.replace(s, book=orders.not_found(s.book, event))
         case IntentPlaced() | IntentAmended() | IntentCanceled():
             return msgspec.structs.replace(s, intents=s.intents + 1,
                                            book=intents.apply(s.book, event))
-        case (
-            PlaceOrder()
-            | AmendOrder()
-            | CancelOrder()
-            | CommandAcknowledged()
-            | CommandRejected()
-            | CommandOutcomeUnknown()
-        ):
-            return msgspec.structs.replace(s, commands=s.commands + 1)
+        case PlaceOrder() | AmendOrder() | CancelOrder():
+            return msgspec.structs.replace(s, commands=s.commands + 1,
+                                           book=orders.command(s.book, event))
+        case CommandAcknowledged() | CommandRejected() | CommandOutcomeUnknown():
+            return msgspec.structs.replace(s, commands=s.commands + 1,
+                                           book=orders.outcome(s.book, event))
         case VenueConnected():
             return msgspec.structs.replace(s, connected=True)
         case VenueDisconnected():
@@ -224,7 +225,8 @@ def _fill(s: AccountState, fill: OrderFilled) -> AccountState:
         trade_id=fill.trade_id,
     )
     mismatches = _recheck(s.fill_mismatches, check, booked.repriced, settle)
-    s = msgspec.structs.replace(s, k=k, last_fill=check, fill_mismatches=mismatches)
+    book = s.book if fill.client_order_id is None else orders.fill(s.book, fill)
+    s = msgspec.structs.replace(s, k=k, last_fill=check, fill_mismatches=mismatches, book=book)
     return _moved_wallets(s, fill, moved)
 
 

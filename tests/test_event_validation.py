@@ -102,16 +102,19 @@ VALID: dict[str, dict[str, Any]] = {
         "client_order_id": "k-c1", "symbol": "BTCUSDT", "side": "buy",
         "order_type": "stop_limit", "qty": "0.020", "price": "67010.0",
         "trigger_price": "67000.0", "time_in_force": "GTC", "reduce_only": False,
-        "post_only": False,
+        "post_only": False, "revision": 2,
     },
     "amend_order": {
         "venue_ts": T0, "recv_ts": 0, "command_id": "c-2", "intent_id": "i-1",
         "client_order_id": "k-c1", "symbol": "BTCUSDT", "qty": "0.030", "price": "67005.0",
-        "trigger_price": "66990",
+        "trigger_price": "66990", "revision": 3,
+    },
+    "order_not_found": {
+        "venue_ts": T0, "recv_ts": 0, "symbol": "BTCUSDT", "client_order_id": "k-c1",
     },
     "cancel_order": {
         "venue_ts": T0, "recv_ts": 0, "command_id": "c-3", "intent_id": "i-1",
-        "client_order_id": "k-c1", "symbol": "BTCUSDT",
+        "client_order_id": "k-c1", "symbol": "BTCUSDT", "purpose": "replace",
     },
     "command_acknowledged": {
         "venue_ts": T0, "recv_ts": 0, "command_id": "c-1", "order_id": "880001",
@@ -226,13 +229,16 @@ SPEC: dict[str, dict[str, F]] = {
     "intent_canceled": {**_TIMES, "intent_id": ID},
     "place_order": {
         **_TIMES, **_ORDER_SPEC, "command_id": ID, "intent_id": ID, "client_order_id": ID,
+        "revision": F("nat", required=False),
     },
     "amend_order": {
         **_TIMES, "command_id": ID, "intent_id": ID, "client_order_id": ID, "symbol": ID,
-        **_AMEND,
+        **_AMEND, "revision": F("nat", required=False),
     },
+    "order_not_found": {**_TIMES, "symbol": ID, "client_order_id": ID},
     "cancel_order": {
         **_TIMES, "command_id": ID, "intent_id": ID, "client_order_id": ID, "symbol": ID,
+        "purpose": ENUM_DEFAULT,
     },
     "command_acknowledged": {**_TIMES, "command_id": ID, "order_id": ID_OPT},
     "command_rejected": {**_TIMES, "command_id": ID, "reason": TEXT, "code": FREE_OPT},
