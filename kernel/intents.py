@@ -64,6 +64,10 @@ class InFlight(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     unknown: bool = False
     #: For a cancel: why (events.orders.CancelPurpose).
     purpose: str = "cancel"
+    #: For an amend: what it asks the order to become (None: unchanged).
+    qty: Decimal | None = None
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
 
 
 class OrderState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -72,11 +76,11 @@ class OrderState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     in_flight: InFlight | None = None
     #: The intent revision the live venue order realizes (-1: none yet).
     order_revision: int = -1
-    #: Queries in a row that found no such order, and whether the kernel now counts the
-    #: order as lost (it still books its fills and retries its cancel).
+    #: Queries in a row that found no such order (past `DiffConfig.lost_after` the order
+    #: is *lost*: its fills are still booked, and its cancel retried).
     not_found: int = 0
-    lost: bool = False
     cancels: int = 0
+    amends: int = 0
     #: The venue refused an edit: amend this intent by cancel-then-replace from now on.
     edit_refused: bool = False
     #: The venue cannot find the order the kernel asked to cancel: ask it what happened.

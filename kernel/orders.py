@@ -66,16 +66,18 @@ def command(book: IntentBook, cmd: Command) -> IntentBook:
                 superseded = (*superseded, order.client_order_id)
             order = msgspec.structs.replace(
                 order, status="SUBMITTING", client_order_id=cmd.client_order_id,
-                superseded=superseded, not_found=0, lost=False, needs_query=False,
+                superseded=superseded, not_found=0, needs_query=False,
                 in_flight=InFlight(command_id=cmd.command_id, kind="place",
                                    client_order_id=cmd.client_order_id,
                                    revision=cmd.revision, sent_ts=cmd.venue_ts))
         case AmendOrder():
             order = msgspec.structs.replace(
-                order, status="RECONCILING",
+                order, status="RECONCILING", amends=order.amends + 1,
                 in_flight=InFlight(command_id=cmd.command_id, kind="amend",
                                    client_order_id=cmd.client_order_id,
-                                   revision=cmd.revision, sent_ts=cmd.venue_ts))
+                                   revision=cmd.revision, sent_ts=cmd.venue_ts,
+                                   qty=cmd.qty, price=cmd.price,
+                                   trigger_price=cmd.trigger_price))
         case CancelOrder():
             order = msgspec.structs.replace(
                 order, status="RECONCILING", cancels=order.cancels + 1, needs_query=False,
@@ -157,7 +159,7 @@ def report(book: IntentBook, rep: OrderStatusReported) -> IntentBook:
     flight = order.in_flight
     order = msgspec.structs.replace(
         order, venue_order_id=rep.order_id, venue_status=rep.status,
-        last_sync_ts=rep.venue_ts, not_found=0, lost=False, needs_query=False,
+        last_sync_ts=rep.venue_ts, not_found=0, needs_query=False,
         avg_fill_price=rep.avg_fill_price or order.avg_fill_price)
     if order.status in FINAL:
         return _put(book, order)
@@ -168,9 +170,12 @@ def report(book: IntentBook, rep: OrderStatusReported) -> IntentBook:
             # the order exists: a place in flight (acknowledged or not) took effect
             order = msgspec.structs.replace(order, status="ACTIVE", in_flight=None,
                                             order_revision=flight.revision)
-        elif flight.kind == "amend" and flight.unknown and _shows_amend(rep, intent):
+        elif flight.kind == "amend" and flight.unknown:
+            # The venue's answer to the query: the amend took effect, or it did not (the
+            # diff then amends again, under a new command id).
+            revision = flight.revision if _shows(rep, flight) else order.order_revision
             order = msgspec.structs.replace(order, status="ACTIVE", in_flight=None,
-                                            order_revision=flight.revision)
+                                            order_revision=revision)
     elif rep.status == "filled":
         error = order.error
         if flight is not None and flight.kind == "cancel":
@@ -185,10 +190,11 @@ def report(book: IntentBook, rep: OrderStatusReported) -> IntentBook:
     return _put(book, order)
 
 
-def _shows_amend(rep: OrderStatusReported, intent: object) -> bool:
-    qty, price, trigger = (getattr(intent, f) for f in ("qty", "price", "trigger_price"))
-    return (rep.qty == qty and (price is None or rep.price == price)
-            and (trigger is None or rep.trigger_price == trigger))
+def _shows(rep: OrderStatusReported, amend: InFlight) -> bool:
+    """The venue's order is what `amend` asked for."""
+    return ((amend.qty is None or rep.qty == amend.qty)
+            and (amend.price is None or rep.price == amend.price)
+            and (amend.trigger_price is None or rep.trigger_price == amend.trigger_price))
 
 
 def fill(book: IntentBook, f: OrderFilled) -> IntentBook:
