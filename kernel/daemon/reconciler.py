@@ -1,0 +1,222 @@
+"""The intent reconciler's task: diff the committed state, log each command, send it, log
+its outcome. The decisions are `kernel.diff.diff` (pure); this module only waits, logs,
+sends and times out.
+
+One pass, run whenever a snapshot is published (and every `tick_s` regardless):
+
+1. `diff(state)` over the state the writer last committed.
+2. Write-ahead: the commands of the actions that are due are committed through the one
+   writer (`commit`) *before* anything is sent. The next pass diffs a state that holds
+   them, so no action is repeated, and after a crash the log says what may have been sent.
+3. Each command goes to the adapter under a timeout; its answer is committed. A timeout
+   or a lost connection is `command_outcome_unknown`, never a failure: only the venue can
+   say what happened, and a query by client order id will ask it.
+4. Queries (`Query` actions) ask the venue for one client order id, with jittered backoff
+   per intent; the answer is committed as `order_status_reported` or `order_not_found`.
+
+The kill switch (`kernel.killswitch`) reads every published snapshot and each outcome;
+on a trigger the pass commits `trading_halted`, and the diff cancels working orders.
+Orders are sent at most `orders_per_s` (a token bucket); a command over budget waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
+
+import msgspec
+import structlog
+
+from adapters.base import Outcome, Venue
+from events.codec import Event
+from events.control import TradingHalted
+from events.facts import OrderNotFound
+from events.orders import (
+    AmendOrder,
+    CancelOrder,
+    CommandAcknowledged,
+    CommandOutcomeUnknown,
+    CommandRejected,
+    PlaceOrder,
+)
+from kernel.backoff import backoff
+from kernel.diff import Action, Cancel, DiffConfig, Fail, Query, command_event, diff
+from kernel.errors import CredentialsRejected, KernelError
+from kernel.killswitch import KillSwitch, KillSwitchConfig
+from kernel.snapshot import AccountSnapshotV2
+from kernel.state import AccountState
+
+Commit = Callable[[Sequence[Event]], Awaitable[Any]]
+
+
+class ReconcilerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    #: Pass at least this often, snapshot or not (outcomes to query, windows to close).
+    tick_s: float = 0.5
+    #: A venue call that takes longer is an unknown outcome.
+    command_timeout_s: float = 5.0
+    orders_per_s: float = 10.0
+    burst: int = 20
+    diff: DiffConfig = DiffConfig()
+    kill_switch: KillSwitchConfig = KillSwitchConfig()
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up; `take` waits for one."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.rate, self.burst, self._clock = rate, burst, clock
+        self._tokens, self._at = float(burst), clock()
+
+    async def take(self) -> None:
+        while True:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+class Reconciler:
+    def __init__(self, venue: Venue, cfg: ReconcilerConfig, *,
+                 state: Callable[[], AccountState | None], commit: Commit,
+                 clock: Callable[[], int] = time.time_ns,
+                 log: Any = None, rng: random.Random | None = None) -> None:
+        self.venue = venue
+        self.cfg = cfg
+        self._state = state
+        self._commit = commit
+        self._clock = clock
+        self.log = log or structlog.get_logger("exkernel")
+        self._rng = rng or random.Random()
+        self.wake = asyncio.Event()
+        self.kill = KillSwitch(cfg.kill_switch)
+        self._halt: str | None = None
+        self._bucket = TokenBucket(cfg.orders_per_s, cfg.burst)
+        #: Per intent: when its next query (or retried cancel) may go, and the delays.
+        self._retry: dict[str, tuple[float, Iterator[float], str]] = {}
+        self.passes = 0
+
+    # -- what the daemon calls ----------------------------------------------------------
+
+    def published(self, snap: AccountSnapshotV2) -> None:
+        """After each committed snapshot: feed the kill switch, wake the pass."""
+        if self._halt is None and (reason := self.kill.snapshot(snap)) is not None:
+            self._halt = reason
+        self.wake.set()
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.cfg.tick_s)
+            self.wake.clear()
+            try:
+                await self.step()
+            except (CredentialsRejected, KernelError):
+                raise
+            except Exception:  # a task boundary: log, and try again on the next pass
+                self.log.warning("reconciler pass failed", exc_info=True)
+
+    # -- one pass -------------------------------------------------------------------------
+
+    async def step(self) -> None:
+        state = self._state()
+        if state is None:
+            return
+        self.passes += 1
+        if self._halt is not None:
+            reason, self._halt = self._halt, None
+            if not state.halted:
+                self.log.warning("kill switch: halting trading", reason=reason)
+                await self._commit([TradingHalted(venue_ts=self._clock(), reason=reason,
+                                                  by="kernel")])
+                return  # the next pass diffs the halted state: it cancels working orders
+        actions = [a for a in diff(state, self.cfg.diff) if self._due(a)]
+        if not actions:
+            return
+        now = self._clock()
+        logged = [(a, command_event(state, a, now)) for a in actions
+                  if not isinstance(a, Query)]
+        if logged:
+            await self._commit([e for _, e in logged])  # write-ahead: before any send
+        for a, _ in logged:
+            if isinstance(a, Fail):
+                self.log.warning("place failed", intent_id=a.intent_id, reason=a.reason)
+        sends = [e for a, e in logged if not isinstance(a, Fail)]
+        results = await asyncio.gather(*(self._send(e) for e in sends),  # type: ignore[arg-type]
+                                       *(self._query(state, a) for a in actions
+                                         if isinstance(a, Query)))
+        answers = [r for r in results if r is not None]
+        if answers:
+            await self._commit(answers)
+
+    def _due(self, a: Action) -> bool:
+        """Queries, and cancels after the first, of one intent wait out a jittered
+        backoff: a venue that cannot find an order is asked again, not hammered."""
+        retry = isinstance(a, Query) or (isinstance(a, Cancel)
+                                         and not a.command_id.endswith(":cancel:1"))
+        if not retry:
+            return True
+        key = f"{type(a).__name__}:{getattr(a, 'client_order_id', '')}"
+        entry = self._retry.get(a.intent_id)
+        now = time.monotonic()
+        if entry is None or entry[2] != key:
+            delays = backoff(initial=0.2, max_delay=10.0, rng=self._rng)
+            self._retry[a.intent_id] = (now + next(delays), delays, key)
+            return True
+        at, delays, _ = entry
+        if now < at:
+            return False
+        self._retry[a.intent_id] = (now + next(delays), delays, key)
+        return True
+
+    async def _send(self, cmd: PlaceOrder | AmendOrder | CancelOrder) -> Event:
+        await self._bucket.take()
+        call = {PlaceOrder: self.venue.place, AmendOrder: self.venue.amend,
+                CancelOrder: self.venue.cancel}[type(cmd)]
+        try:
+            out: Outcome = await asyncio.wait_for(call(cmd), self.cfg.command_timeout_s)  # type: ignore[operator]
+        except TimeoutError:
+            out = CommandOutcomeUnknown(venue_ts=self._clock(), command_id=cmd.command_id,
+                                        reason=f"no answer within {self.cfg.command_timeout_s} s")
+        except CredentialsRejected:
+            raise
+        except Exception as e:  # the connection dropped mid-call: the venue may have acted
+            out = CommandOutcomeUnknown(venue_ts=self._clock(), command_id=cmd.command_id,
+                                        reason=f"{type(e).__name__}: {e}"[:200])
+        bad = isinstance(out, CommandRejected | CommandOutcomeUnknown)
+        if isinstance(out, CommandAcknowledged):
+            self._retry.pop(cmd.intent_id, None)
+        if (reason := self.kill.outcome(self._clock(), bad)) is not None and self._halt is None:
+            self._halt = reason
+        self.log.info("command", kind=type(cmd).__struct_config__.tag,
+                      command_id=cmd.command_id, intent_id=cmd.intent_id,
+                      outcome=type(out).__struct_config__.tag,
+                      reason=getattr(out, "reason", None), code=getattr(out, "code", None))
+        return out
+
+    async def _query(self, state: AccountState, q: Query) -> Event | None:
+        symbol = state.book.intents[q.intent_id].symbol
+        try:
+            found = await asyncio.wait_for(self.venue.order(symbol, q.client_order_id),
+                                           self.cfg.command_timeout_s)
+        except CredentialsRejected:
+            raise
+        except Exception as e:
+            self.log.info("order query failed; will retry", intent_id=q.intent_id,
+                          client_order_id=q.client_order_id, error=f"{type(e).__name__}: {e}")
+            return None
+        self.log.info("order queried", intent_id=q.intent_id, reason=q.reason,
+                      client_order_id=q.client_order_id,
+                      found=None if found is None else found.status)
+        if found is None:
+            return OrderNotFound(venue_ts=self._clock(), symbol=symbol,
+                                 client_order_id=q.client_order_id)
+        return found
