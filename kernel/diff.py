@@ -104,30 +104,38 @@ def client_order_id(cfg: DiffConfig, intent_id: str, revision: int) -> str:
     return f"{cfg.prefix}-{digest[:max(room, 8)]}-{revision}"
 
 
-def oco_triggered(book: IntentBook, intent: OrderIntent) -> bool:
-    """Another member of the intent's OCO group has a fill."""
+def filled_members(book: IntentBook) -> dict[str, set[str]]:
+    """Per OCO group, the intents of it that have a fill."""
+    out: dict[str, set[str]] = {}
+    for intent in book.intents.values():
+        if intent.oco_group is not None and book.orders[intent.intent_id].filled_qty > 0:
+            out.setdefault(intent.oco_group, set()).add(intent.intent_id)
+    return out
+
+
+def oco_triggered(filled: dict[str, set[str]], intent: OrderIntent) -> bool:
+    """Another member of the intent's OCO group has a fill, even a partial one."""
     if intent.oco_group is None:
         return False
-    return any(other.oco_group == intent.oco_group and other.intent_id != intent.intent_id
-               and book.orders[other.intent_id].filled_qty > 0
-               for other in book.intents.values())
+    return bool(filled.get(intent.oco_group, set()) - {intent.intent_id})
 
 
 def diff(state: AccountState, cfg: DiffConfig) -> list[Action]:
     book, now = state.book, state.now
+    filled = filled_members(book)
     out: list[Action] = []
     for intent_id in sorted(book.orders):
         order = book.orders[intent_id]
         if order.status in FINAL:
             continue
-        action = _one(book, book.intents[intent_id], order, state.halted, now, cfg)
+        action = _one(book, filled, book.intents[intent_id], order, state.halted, now, cfg)
         if action is not None:
             out.append(action)
     return out
 
 
-def _one(book: IntentBook, intent: OrderIntent, order: OrderState, halted: bool, now: int,
-         cfg: DiffConfig) -> Action | None:
+def _one(book: IntentBook, filled: dict[str, set[str]], intent: OrderIntent,
+         order: OrderState, halted: bool, now: int, cfg: DiffConfig) -> Action | None:
     cid = order.client_order_id
     flight = order.in_flight
     if flight is not None:
@@ -144,7 +152,7 @@ def _one(book: IntentBook, intent: OrderIntent, order: OrderState, halted: bool,
         return Query(intent_id=intent.intent_id, client_order_id=cid,
                      reason="the venue cannot find the order to cancel")
     purpose = ("cancel" if intent.cancel_requested else "halt" if halted
-               else "oco" if oco_triggered(book, intent) else None)
+               else "oco" if oco_triggered(filled, intent) else None)
     if order.status in ("ACTIVE", "RECONCILING") and cid is not None:
         if purpose is not None:
             return Cancel(intent_id=intent.intent_id, client_order_id=cid, purpose=purpose,
