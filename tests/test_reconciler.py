@@ -254,3 +254,30 @@ async def events_of(h: Harness) -> list[Event]:
     async for row in h.writer.log.rows():
         out.append(decode_logged(row.payload))
     return out
+
+
+async def test_on_connect_foreign_orders_are_left_alone_and_unknown_own_ones_reported(
+    tmp_path: Path
+) -> None:
+    from structlog.testing import capture_logs
+
+    venue = SimVenue(quiet(msgspec.structs.replace(BTC, volatility=D(0))))
+    h = await make(tmp_path, ReconcilerConfig(tick_s=0.05, command_timeout_s=0.5), venue)
+    try:
+        now = time.time_ns()
+        for cid in ("manual-1", "ek-ghost-0"):
+            venue.engine.place(PlaceOrder(
+                venue_ts=now, command_id=f"{cid}:place", intent_id="x", client_order_id=cid,
+                symbol="BTCUSDT", side="buy", order_type="limit", qty=D("0.001"),
+                price=D("50000.0")), cid, now)
+        with capture_logs() as logs:
+            await h.reconciler.step()
+        seen = {(e["event"], e.get("client_order_id")) for e in logs}
+        assert ("foreign order left alone", "manual-1") in seen
+        assert ("venue order with this instance's prefix has no intent in the log",
+                "ek-ghost-0") in seen
+        # reporting is all: both stay open, as configured
+        assert sorted(o.client_order_id for o in venue.engine.open_orders()) == [
+            "ek-ghost-0", "manual-1"]
+    finally:
+        await close(h)

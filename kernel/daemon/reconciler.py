@@ -61,6 +61,9 @@ class ReconcilerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     command_timeout_s: float = 5.0
     orders_per_s: float = 10.0
     burst: int = 20
+    #: Orders on the venue with this instance's prefix but no intent in the log (a log
+    #: lost to a power cut under synchronous = NORMAL): cancel them, or only report them.
+    cancel_unknown: bool = False
     diff: DiffConfig = DiffConfig()
     kill_switch: KillSwitchConfig = KillSwitchConfig()
 
@@ -87,6 +90,7 @@ class TokenBucket:
 class Reconciler:
     def __init__(self, venue: Venue, cfg: ReconcilerConfig, *,
                  state: Callable[[], AccountState | None], commit: Commit,
+                 connected: Callable[[], bool] = lambda: True,
                  clock: Callable[[], int] = time.time_ns,
                  log: Any = None, rng: random.Random | None = None) -> None:
         self.venue = venue
@@ -103,6 +107,8 @@ class Reconciler:
         #: Per intent: when its next query (or retried cancel) may go, and the delays.
         self._retry: dict[str, tuple[float, Iterator[float], str]] = {}
         self.passes = 0
+        self._connected = connected
+        self._was_connected = False
 
     # -- what the daemon calls ----------------------------------------------------------
 
@@ -130,6 +136,13 @@ class Reconciler:
         state = self._state()
         if state is None:
             return
+        if not self._connected():
+            self._was_connected = False
+            return  # commands wait for the venue; sending now would only time out
+        if not self._was_connected:
+            self._was_connected = True
+            await self._adopt(state)
+            state = self._state() or state
         self.passes += 1
         if self._halt is not None:
             reason, self._halt = self._halt, None
@@ -154,6 +167,47 @@ class Reconciler:
                                        *(self._query(state, a) for a in actions
                                          if isinstance(a, Query)))
         answers = [r for r in results if r is not None]
+        if answers:
+            await self._commit(answers)
+
+    async def _adopt(self, state: AccountState) -> None:
+        """After every (re)connect: ask the venue for each working order of the log (one
+        that filled or was canceled while the kernel was away is not among the open
+        orders), and look at the venue's open orders for ones the log does not know."""
+        prefix = f"{self.cfg.diff.prefix}-"
+        answers: list[Event] = []
+        for intent_id, order in sorted(state.book.orders.items()):
+            if order.client_order_id is None or order.status in ("FAILED", "COMPLETED",
+                                                                 "CANCELED", "PENDING"):
+                continue
+            found = await self._query(state, Query(intent_id=intent_id,
+                                                   client_order_id=order.client_order_id,
+                                                   reason="reconnected: what happened to it"))
+            if found is not None:
+                answers.append(found)
+        try:
+            open_orders = await self.venue.open_orders()
+        except CredentialsRejected:
+            raise
+        except Exception as e:
+            self.log.warning("open orders unavailable; not checked for unknown orders",
+                             error=f"{type(e).__name__}: {e}")
+            open_orders = []
+        for o in open_orders:
+            cid = o.client_order_id or ""
+            if cid in state.book.by_client:
+                continue
+            if cid.startswith(prefix):
+                self.log.warning("venue order with this instance's prefix has no intent in"
+                                 " the log", client_order_id=cid, symbol=o.symbol,
+                                 order_id=o.order_id, cancel=self.cfg.cancel_unknown)
+                if self.cfg.cancel_unknown:
+                    await self._send(CancelOrder(
+                        venue_ts=self._clock(), command_id=f"{cid}:cancel:unknown",
+                        intent_id=f"unknown:{cid}", client_order_id=cid, symbol=o.symbol))
+            else:
+                self.log.info("foreign order left alone", client_order_id=o.client_order_id,
+                              symbol=o.symbol, order_id=o.order_id)
         if answers:
             await self._commit(answers)
 
