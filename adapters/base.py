@@ -18,13 +18,20 @@ A venue adapter does three things, shaped after ccxt.pro (`watch_*` streams,
   absorbs every repeat.
 
 Times are integer ns: `venue_ts` from the venue, `recv_ts` left 0 for the writer to stamp.
-Callers must `connect` before anything else and `close` when done.
+Callers must `connect` before anything else and `close` when done. A command or query
+made while not connected raises `VenueUnavailable` (nothing was sent); refused keys
+raise `CredentialsRejected` from any call.
+
+**Rate limits** (`rate_usage`): what the venue itself says the account has used of each
+of its limits, from its latest response (Binance's `X-MBX-USED-WEIGHT-1M` and
+`X-MBX-ORDER-COUNT-*` headers), for the reconciler to pace its commands by.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from events.codec import Event
 from events.facts import (
@@ -49,6 +56,18 @@ from events.orders import (
 )
 
 Outcome = CommandAcknowledged | CommandRejected | CommandOutcomeUnknown
+
+
+@dataclass(frozen=True)
+class RateUsage:
+    """One of the venue's rate limits: `used` as the venue counted it in its latest
+    response (at `at_ns`, the kernel's clock), against `limit` where the venue documents
+    it (None: unknown). `name` is the venue's own (`x-mbx-used-weight-1m`)."""
+
+    name: str
+    used: int
+    limit: int | None
+    at_ns: int
 
 
 class Venue(abc.ABC):
@@ -80,6 +99,11 @@ class Venue(abc.ABC):
 
     @abc.abstractmethod
     async def instruments(self) -> list[InstrumentDefined]: ...
+
+    def rate_usage(self) -> tuple[RateUsage, ...]:
+        """The venue's own count of this account's use of its rate limits; empty for a
+        venue that reports none (the simulator)."""
+        return ()
 
     async def assets(self) -> list[AssetDefined]:
         """The venue's documented precision of each asset's amounts, where it documents

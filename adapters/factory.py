@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from adapters.base import Venue
 from kernel.daemon.config import Config, Secrets
-from kernel.errors import ConfigError
 
 
 def make_venue(cfg: Config, secrets: Secrets) -> Venue:
+    """The adapter `venue.kind` names. Raises `ConfigError` for a venue it cannot build
+    (a ccxt.pro exchange the adapter does not support, no symbols)."""
     if cfg.venue.kind == "sim":
         from adapters.sim.venue import SimVenue
 
@@ -16,7 +17,6 @@ def make_venue(cfg: Config, secrets: Secrets) -> Venue:
         from adapters.sim.remote import RemoteSimVenue
 
         return RemoteSimVenue(cfg.venue.url, api_key=secrets.api_key)
-    raise ConfigError(
-        f"venue.kind = {cfg.venue.kind!r}: the ccxt.pro adapter is not built yet;"
-        " use venue.kind = \"sim\""
-    )
+    from adapters.ccxtpro.venue import CcxtProVenue
+
+    return CcxtProVenue(cfg.venue.ccxtpro, api_key=secrets.api_key, secret=secrets.api_secret)

@@ -61,7 +61,7 @@ BAD = [
     ("[kernel]\nsynchronous = 'OFF'\n", "kernel.synchronous", "one of 'NORMAL', 'FULL'"),
     ("[venue]\nkind = 'binance'\n", "venue.kind", "one of 'sim', 'sim-remote', 'ccxtpro'"),
     ("[metrics]\nenabled = 'yes'\n", "metrics.enabled", "expected a boolean"),
-    ("[venue.ccxtpro]\nurl_override = 3\n", "venue.ccxtpro.url_override",
+    ("[venue.ccxtpro]\nrest_url = 3\n", "venue.ccxtpro.rest_url",
      "expected a string (or no key), found 3"),
     ("[venue.ccxtpro]\nsymbols = 'BTC/USDT'\n", "venue.ccxtpro.symbols", "expected an array"),
     ("[reconcile]\ndefault_epsilon = 'abc'\n", "reconcile.default_epsilon", "decimal number"),

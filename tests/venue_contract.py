@@ -32,7 +32,13 @@ from events.facts import (
     PositionsReported,
     TransferCompleted,
 )
-from events.orders import CancelOrder, CommandAcknowledged, CommandRejected, PlaceOrder
+from events.orders import (
+    AmendOrder,
+    CancelOrder,
+    CommandAcknowledged,
+    CommandRejected,
+    PlaceOrder,
+)
 
 TIMEOUT_S = 10.0
 _ids = itertools.count(1)
@@ -60,6 +66,12 @@ def cancel(m: ContractMarket, cid: str) -> CancelOrder:
     n = next(_ids)
     return CancelOrder(venue_ts=0, command_id=f"cmd-{n}", intent_id="intent", symbol=m.symbol,
                        client_order_id=cid)
+
+
+def amend(m: ContractMarket, cid: str, price: Decimal) -> AmendOrder:
+    n = next(_ids)
+    return AmendOrder(venue_ts=0, command_id=f"cmd-{n}", intent_id="intent", symbol=m.symbol,
+                      client_order_id=cid, price=price)
 
 
 async def first(facts: AsyncIterator[Event], pred: type[Event], cid: str | None = None) -> Event:
@@ -120,6 +132,19 @@ class VenueContract:
         status = await venue.order(market.symbol, cid)
         assert status is not None and status.status == "canceled"
 
+    async def test_a_resting_limit_is_amended_under_its_client_order_id(
+        self, venue: Venue, market: ContractMarket
+    ) -> None:
+        cmd = place(market, "limit", price=market.resting_buy_price)
+        assert isinstance(await venue.place(cmd), CommandAcknowledged)
+        moved = market.resting_buy_price + market.resting_buy_price / 100
+        out = await venue.amend(amend(market, cmd.client_order_id, moved))
+        assert isinstance(out, CommandAcknowledged)
+        status = await venue.order(market.symbol, cmd.client_order_id)
+        assert status is not None and status.status == "new" and status.price == moved
+        gone = await venue.amend(amend(market, "never-placed", moved))
+        assert isinstance(gone, CommandRejected) and gone.reason.strip()
+
     async def test_an_unknown_order_is_none(self, venue: Venue, market: ContractMarket) -> None:
         assert await venue.order(market.symbol, "never-placed") is None
 
@@ -131,7 +156,7 @@ class VenueContract:
         assert isinstance(await venue.place(bad[1]), CommandAcknowledged)
         for cmd in [bad[0], place(market, cid="dup")]:
             out = await venue.place(cmd)
-            assert isinstance(out, CommandRejected) and out.command_id == cmd.command_id
+            assert isinstance(out, CommandRejected) and out.command_id == cmd.command_id, out
             assert out.reason.strip()
         out = await venue.cancel(cancel(market, "never-placed"))
         assert isinstance(out, CommandRejected) and out.reason.strip()
