@@ -119,7 +119,7 @@ def test_ready_watchdog_then_sigterm_exits_0_with_a_sound_log(
     verify = exk("verify", "--db", db)
     assert verify.returncode == 0 and verify.stdout.startswith("OK:"), verify.stdout
     snap = json.loads(exk("snapshot", "--db", db, "--json").stdout)
-    assert snap["k"]["wallets"], "the sim's deposit reached the ledger"
+    assert snap["k"]["assets"], "the sim's deposit reached the ledger"
     stopped = exk("status", "--state-dir", tmp_path / "state")
     assert stopped.returncode == 1 and stopped.stdout.startswith("stopped")
 

@@ -92,7 +92,8 @@ def snapshot(tmp_path: Path, lines: list[str]) -> dict[str, Any]:
 
 
 def check(snap: dict[str, Any], rule: str, subject: str) -> tuple[str, str]:
-    [c] = [c for c in snap["reconcile"][rule.lower()] if c["subject"] == subject]
+    [c] = [c for c in snap["reconcile"]["checks"]
+           if c["rule"] == rule and c["subject"] == subject]
     return c["verdict"], c["reason"]
 
 

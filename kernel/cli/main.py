@@ -1,12 +1,18 @@
 """`exkernel`: the operator's command line.
 
 Exit status: 0 success; 1 `verify` found a fault, or `status` found no running daemon;
-2 usage error; 3 the log could not be read or written; 75 another process is the log's
-writer (`run`, `ingest`); 77 the venue rejected the credentials; 78 a configuration
-error. systemd restarts on none of 75, 77 and 78.
+2 usage error; 3 the log could not be read or written; 4 the daemon refused the request
+(`intents`, `halt`, `resume`: invalid, rejected, conflict, not_found, halted,
+rate_limited); 5 the API token was refused or lacks the scope; 6 no running daemon's
+API answers; 7 no reply in time, or the outcome is unknown; 75 another process is the
+log's writer (`run`, `ingest`); 77 the venue rejected the credentials; 78 a
+configuration error (or no API token). systemd restarts on none of 75, 77 and 78.
 
 Readers (`snapshot`, `tail`, `verify`, `replay`, `status`) open the log read-only and
-take no lock: they work while the daemon runs. Their warnings go to stderr.
+take no lock: they work while the daemon runs. `status` and `tail -f` ask the running
+daemon through its API when they can (kernel/cli/status.py, tail.py); `intents`, `halt`
+and `resume` go only through it (kernel/cli/intents.py, control.py). Warnings and the
+source a command used go to stderr.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -29,8 +34,9 @@ from events.control import quarantine
 from events.log import EventLog
 from events.log.lock import WriterLock
 from kernel import money
+from kernel.cli import control, intents, status, tail
 from kernel.cli.render import snapshot_summary
-from kernel.cli.tail import cmd_tail, silence_stdout
+from kernel.cli.tail import silence_stdout
 from kernel.daemon import logs
 from kernel.daemon.clock import EventClock
 from kernel.daemon.config import (
@@ -42,10 +48,11 @@ from kernel.daemon.config import (
     resolve_state_dir,
 )
 from kernel.daemon.replay import load_state
-from kernel.daemon.status import read_status
 from kernel.daemon.verify import verify
 from kernel.daemon.writer import BatchResult, Writer
 from kernel.errors import ConfigError, CredentialsRejected, LogError, LogLocked
+from kernel.public import book_out, public
+from kernel.public import encode as public_encode
 from kernel.snapshot import project
 
 EXIT_FAULT = 1
@@ -126,7 +133,9 @@ async def cmd_snapshot(args: argparse.Namespace) -> int:
         await log.close()
     snap = project(state, reconcile)
     if args.json:
-        sys.stdout.write(msgspec.json.encode(snap).decode() + "\n")
+        # The public wire form (docs/snapshot.md), the same the API sends.
+        intents, orders = book_out(state.book)
+        sys.stdout.write(public_encode(public(snap, intents, orders)).decode() + "\n")
     else:
         sys.stdout.write(snapshot_summary(snap))
     return 0
@@ -204,6 +213,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_CREDENTIALS
     except LogLocked as e:
         return _locked(e)
+    except ConfigError as e:  # found at startup: an API socket that cannot be bound
+        print(f"exkernel: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     finally:
         metrics.close()
 
@@ -212,28 +224,6 @@ def _locked(e: LogLocked) -> int:
     structlog.get_logger("exkernel").error("event log locked", db=e.path, holder_pid=e.pid)
     print(f"exkernel: {e}", file=sys.stderr)
     return EXIT_LOCKED
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    try:
-        state_dir = args.state_dir or resolve_state_dir(load_config(args.config))
-    except ConfigError as e:
-        print(f"exkernel: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    status, alive = read_status(state_dir)
-    if status is None:
-        print(f"not running: no status in {state_dir}")
-        return EXIT_FAULT
-    since = datetime.fromtimestamp(status.started_at / 1e9, UTC).isoformat(timespec="seconds")
-    age = max(0.0, (time.time_ns() - status.updated_at) / 1e9)
-    state = "running" if alive and not status.stopping else "stopped"
-    print(f"{state} (pid {status.pid}) since {since}; status written {age:.1f} s ago")
-    print(f"venue {status.venue}: {'connected' if status.connected else 'disconnected'}"
-          f"{'' if status.ready else ' (not ready yet)'}")
-    print(f"last seq {status.last_seq}; verdict {status.verdict}")
-    for line in status.worst:
-        print(f"  {line}")
-    return 0 if state == "running" else EXIT_FAULT
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -276,20 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("snapshot", "Print the account snapshot (K, E, R1–R6) after the last or a given event.")
     p.add_argument("--at", type=int, metavar="SEQ", help="the snapshot after event SEQ")
-    p.add_argument("--json", action="store_true", help="the whole AccountSnapshotV2 as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="the public snapshot as JSON (docs/snapshot.md), as the API sends it")
     add_config(p)
     p.set_defaults(run=cmd_snapshot)
 
-    p = add("tail", "Print the event log, one line per event; -f follows new appends.")
-    p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
-    p.add_argument("-n", "--lines", type=int, default=10, metavar="N",
-                   help="start with the last N events (default 10)")
-    p.add_argument("--since", type=int, metavar="SEQ", help="start after event SEQ instead")
-    p.add_argument("--kind", action="append", default=[], metavar="K",
-                   help="only events of kind K (repeatable)")
-    p.add_argument("--json", action="store_true", help="each event as JSON with its seq")
-    p.add_argument("--interval", type=float, default=0.2, help=argparse.SUPPRESS)
-    p.set_defaults(run=cmd_tail)
+    tail.add_parser(sub, default_db())
 
     p = add("verify", "Check sequence continuity, the hash chain, every payload, and that"
                       " replay agrees with every checkpoint. Exit 1 and name the first bad row.")
@@ -309,12 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", type=Path, help="override the config's kernel.state_dir")
     p.set_defaults(run=cmd_run)
 
-    p = sub.add_parser("status", help="Is the daemon running, since when, its last seq,"
-                                      " venue connection and worst verdict.",
-                       description="Read the running daemon's status file. Exit 0 if it runs.")
-    p.add_argument("--config", type=Path, help="the daemon's config (to find its state dir)")
-    p.add_argument("--state-dir", type=Path, help="the daemon's state directory")
-    p.set_defaults(run=cmd_status)
+    status.add_parser(sub)
+    intents.add_parser(sub)
+    control.add_parsers(sub)
 
     p = sub.add_parser("config", help="Configuration tools.", description="Configuration tools.")
     config_sub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")

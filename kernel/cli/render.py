@@ -1,4 +1,4 @@
-"""Human-readable text for operators: one line per event, a snapshot summary."""
+"""Human-readable text for operators: one line per event, a snapshot summary, intents."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from decimal import Decimal
 import msgspec
 
 from events.codec import Event
+from kernel.public import IntentOut, OrderOut
 from kernel.snapshot import AccountSnapshotV2
 
 _SKIP = {"kind", "venue_ts", "recv_ts"}
@@ -94,3 +95,26 @@ def snapshot_summary(snap: AccountSnapshotV2) -> str:
     if not r.checks:
         out.append("  nothing to compare yet")
     return "\n".join(out) + "\n"
+
+
+def _opt(v: Decimal | None) -> str:
+    return "-" if v is None else f"{v:f}"
+
+
+def intent_line(i: IntentOut) -> str:
+    """`grid-1  ACTIVE  BTCUSDT buy limit 0.010 @ 60000.0  rev 0  strategy grid ...`."""
+    at = f" @ {i.price:f}" if i.price is not None else ""
+    trigger = f" trigger {i.trigger_price:f}" if i.trigger_price is not None else ""
+    flags = "".join(f" {name}" for name, on in (("reduce-only", i.reduce_only),
+                                                ("post-only", i.post_only)) if on)
+    oco = f" oco {i.oco_group}" if i.oco_group else ""
+    return (f"{i.intent_id:<24} {i.status:<11} {i.symbol} {i.side} {i.order_type}"
+            f" {i.qty:f}{at}{trigger} {i.time_in_force}{flags}{oco}  rev {i.revision}"
+            f"  strategy {i.strategy}  updated {iso(i.updated_ts)}")
+
+
+def order_line(o: OrderOut) -> str:
+    """The venue order working an intent, indented under it."""
+    return (f"    order {o.client_order_id}  venue {o.venue_order_id or '-'}"
+            f" {o.venue_status or '-'}  filled {o.filled_qty:f}"
+            f" avg {_opt(o.avg_fill_price)}" + (f"  error {o.error}" if o.error else ""))

@@ -1,0 +1,1 @@
+"""Strategies that use kernel/client: the README's demo (`python -m examples.grid`)."""
