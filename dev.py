@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Set up the project's virtualenv (if needed) and run something in it.
 
-    python3 dev.py run      # install, then run the daemon on the embedded sim venue (Ctrl-C stops)
+    python3 dev.py run      # install, then run the daemon on the embedded sim venue and the
+                            # demo strategy trading through it (Ctrl-C stops both;
+                            # --daemon-only: the daemon alone, with the sim's scripted trader)
     python3 dev.py test     # install everything, then lint, type-check and run every test
     python3 dev.py demo     # install, then feed a sample account history through the kernel
     python3 dev.py bench    # install, then run the benchmarks (bench/README.md)
@@ -16,11 +18,14 @@ how to refresh the lock.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -123,23 +128,46 @@ def demo(args: list[str]) -> int:
 
 
 def run_daemon(args: list[str]) -> int:
+    """The daemon on the embedded sim venue, and the demo strategy trading through its
+    API (`--daemon-only`: the daemon alone, with the sim's own scripted trader)."""
+    alone = "--daemon-only" in args
+    args = [a for a in args if a != "--daemon-only"]
     # The embedded sim's account lives only as long as the process: each run starts a
     # fresh one, with a fresh log beside it (a real venue's account outlives restarts).
     state = ROOT / "var" / "sim-run"
     shutil.rmtree(state, ignore_errors=True)
+    env = {**os.environ, "EXKERNEL_API_TOKEN": secrets.token_urlsafe(24)}
     print(f"state directory {state}; in another terminal:\n"
           f"  .venv/bin/exkernel tail -f --db {state}/events.db\n"
           f"  .venv/bin/exkernel snapshot --db {state}/events.db\n"
           f"  .venv/bin/exkernel status --state-dir {state}", flush=True)
-    cmd = [str(BIN / "exkernel"), "run", "--config", "config/sim.toml", "--state-dir",
-           str(state), *args]
+    config = "config/sim.toml" if alone else "config/demo.toml"
+    cmd = [str(BIN / "exkernel"), "run", "--config", config, "--state-dir", str(state), *args]
     print("+", " ".join(cmd), flush=True)
-    proc = subprocess.Popen(cmd, cwd=ROOT)
-    while True:
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:  # the terminal sent SIGINT to the daemon too: let it drain
-            continue
+    daemon = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    strategy = None
+    try:
+        if not alone:
+            deadline = time.monotonic() + 30
+            while not (state / "api.sock").exists() and daemon.poll() is None:
+                if time.monotonic() > deadline:
+                    print("dev.py: the daemon's API did not come up", file=sys.stderr)
+                    break
+                time.sleep(0.1)
+            if daemon.poll() is None:
+                grid = [str(PY), "-m", "examples.grid", "--state-dir", str(state),
+                        "--rounds", "0"]
+                print("+", " ".join(grid), flush=True)
+                strategy = subprocess.Popen(grid, cwd=ROOT, env=env)
+        while True:
+            try:
+                return daemon.wait()
+            except KeyboardInterrupt:  # the terminal sent SIGINT to both: let them drain
+                continue
+    finally:
+        if strategy is not None:
+            with contextlib.suppress(KeyboardInterrupt):
+                strategy.wait(timeout=10)
 
 
 def main() -> int:

@@ -3,12 +3,14 @@
     export EXKERNEL_API_TOKEN=...            # a token with the read and trade scopes
     python -m examples.grid --state-dir var/sim-run
 
-Each round it cancels its working intents and places `--levels` post-only limit buys
-below the mark and as many sells above it, `--step` apart, on the instrument's tick. It
-never talks to the venue: every call is an intent the kernel logs (and its reconciler
-then works on the venue); the intents' statuses come back in the snapshots. Each level
-is a tagged intent (`grid.L1-buy`, ...): a replacement after a cancel is the tag's next
-generation (`grid.L1-buy#2`), and a restarted grid never places a level twice.
+It keeps `--levels` post-only limit buys below the mark and as many sells above it,
+`--step` apart, on the instrument's tick. Each round it amends every working level to
+follow the mark, and places again a level that filled. It never talks to the venue:
+every call is an intent the kernel logs (and its reconciler then works on the venue);
+the intents' statuses come back in the snapshots. Each level is a tagged intent
+(`grid.L1-buy`, ...): the one after a fill is the tag's next generation
+(`grid.L1-buy#2`), and a restarted grid never places a level twice. On its way out it
+cancels what is still working.
 """
 
 from __future__ import annotations
@@ -61,16 +63,25 @@ async def run(args: argparse.Namespace, token: str) -> int:
             while args.rounds == 0 or round_ < args.rounds:
                 round_ += 1
                 mark = await mark_of(ctx, args.symbol, timeout=30)
-                if round_ > 1:
-                    await ctx.cancel_all(args.symbol)
-                placed = []
+                working = {i.intent_id: i for i in ctx.pending_orders}
+                moves = []
                 for tag, side, price in levels(mark, args.levels, args.step, args.tick):
-                    placed.append(await ctx.limit_order(args.symbol, side, args.qty, price,
-                                                        post_only=True, tag=tag))
-                print(f"round {round_}: mark {mark}; placed {', '.join(placed)}")
-                for intent in ctx.pending_orders:
-                    print(f"  {intent.intent_id:<18} {intent.status:<11} {intent.side:<4}"
-                          f" {intent.qty} @ {intent.price}")
+                    current = next((i for i in working.values()
+                                    if i.intent_id.split("#")[0] == f"{args.strategy}.{tag}"),
+                                   None)
+                    if current is None:  # new, or the last one filled: its next generation
+                        intent_id = await ctx.limit_order(args.symbol, side, args.qty, price,
+                                                          post_only=True, tag=tag)
+                        moves.append(f"placed {intent_id} @ {price}")
+                    elif current.price != price:  # follow the mark: the kernel amends
+                        await ctx.amend(current.intent_id, price=price)
+                        moves.append(f"amended {current.intent_id} {current.price} -> {price}")
+                pos = ctx.position(args.symbol)
+                acct = ctx.account
+                print(f"round {round_}: mark {mark}; position"
+                      f" {pos.qty if pos else 0}; {acct.asset} equity"
+                      f" {acct.equity.quantize(Decimal('0.01'))}; " + "; ".join(moves),
+                      flush=True)
                 await asyncio.sleep(args.every)
             canceled = await ctx.cancel_all(args.symbol)
             acct, cents = ctx.account, Decimal("0.01")
@@ -91,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategy", default="grid")
     p.add_argument("--symbol", default="BTCUSDT")
     p.add_argument("--levels", type=int, default=2)
-    p.add_argument("--step", type=Decimal, default=Decimal("25"), help="price step per level")
+    p.add_argument("--step", type=Decimal, default=Decimal("15"), help="price step per level")
     p.add_argument("--tick", type=Decimal, default=Decimal("0.1"), help="the symbol's tick")
     p.add_argument("--qty", default="0.001", help="qty per level, on the symbol's lot")
     p.add_argument("--rounds", type=int, default=3, help="rounds to run (0: until Ctrl-C)")

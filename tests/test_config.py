@@ -272,3 +272,14 @@ def test_resolve_state_dir(tmp_path: Path, state_dir: str, env: dict[str, str],
     path = tmp_path / "c.toml"
     path.write_text(f"[kernel]\nstate_dir = '{state_dir}'\n", encoding="utf-8")
     assert resolve_state_dir(load_config(path), env) == Path(expected)
+
+
+def test_the_demo_config_is_the_sim_without_its_scripted_trader() -> None:
+    """`python3 dev.py run` uses config/demo.toml: the strategy trades, not the sim."""
+    cfg = load_config(ROOT / "config" / "demo.toml")
+    assert cfg.venue.kind == "sim" and not cfg.venue.sim.trader.enabled
+    assert cfg.reconciler.enabled
+    assert msgspec.structs.replace(
+        cfg, venue=msgspec.structs.replace(
+            cfg.venue, sim=msgspec.structs.replace(cfg.venue.sim, trader=Config().venue.sim.trader))
+    ) == Config()
