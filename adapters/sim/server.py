@@ -106,6 +106,9 @@ class SimServer:
             "rounding": {a: str(v) for a, v in t.rounding.items()},
             "fills": len(t.fills),
             "funding": len(t.funding),
+            # every order the venue accepted, by client order id, and the open ones
+            "orders": sorted(o.client_order_id for o in self.venue.engine.orders.values()),
+            "open_orders": [o.client_order_id for o in self.venue.engine.open_orders()],
         }
 
     async def handle(self, ws: ServerConnection) -> None:

@@ -26,7 +26,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
@@ -56,11 +56,11 @@ Commit = Callable[[Sequence[Event]], Awaitable[Any]]
 class ReconcilerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     #: Pass at least this often, snapshot or not (outcomes to query, windows to close).
-    tick_s: float = 0.5
+    tick_s: Annotated[float, msgspec.Meta(gt=0)] = 0.5
     #: A venue call that takes longer is an unknown outcome.
-    command_timeout_s: float = 5.0
-    orders_per_s: float = 10.0
-    burst: int = 20
+    command_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    orders_per_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    burst: Annotated[int, msgspec.Meta(ge=1)] = 20
     #: Orders on the venue with this instance's prefix but no intent in the log (a log
     #: lost to a power cut under synchronous = NORMAL): cancel them, or only report them.
     cancel_unknown: bool = False
@@ -175,6 +175,18 @@ class Reconciler:
         that filled or was canceled while the kernel was away is not among the open
         orders), and look at the venue's open orders for ones the log does not know."""
         prefix = f"{self.cfg.diff.prefix}-"
+        # A command in flight here was sent (or not) by an earlier life of the daemon,
+        # which died before logging the answer: only the venue can say what happened.
+        unknown = [
+            CommandOutcomeUnknown(venue_ts=self._clock(), command_id=o.in_flight.command_id,
+                                  reason="no answer was logged before the daemon stopped")
+            for _, o in sorted(state.book.orders.items())
+            if o.in_flight is not None and not o.in_flight.unknown]
+        if unknown:
+            self.log.warning("commands without a logged answer; asking the venue",
+                             commands=[e.command_id for e in unknown])
+            await self._commit(unknown)
+            state = self._state() or state
         answers: list[Event] = []
         for intent_id, order in sorted(state.book.orders.items()):
             if order.client_order_id is None or order.status in ("FAILED", "COMPLETED",
