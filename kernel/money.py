@@ -10,11 +10,18 @@ or an infinity.
 Python keeps the decimal context per thread (and per asyncio task, by contextvar):
 `install()` sets it for the current context and as the template for new threads.
 Every entry point calls it before folding; `require()` lets the fold's callers check.
+
+The context *object* is shared, though, and libraries mutate it: ccxt's
+`decimal_to_precision` sets the current context's rounding to ROUND_HALF_UP on every
+call. A fold under that context would round differently from its own replay. So the
+shell folds inside `context()`, a private copy of the kernel's context that nothing
+else can touch.
 """
 
 from __future__ import annotations
 
 import decimal
+from contextlib import AbstractContextManager
 from decimal import Decimal
 
 PRECISION = 60
@@ -25,6 +32,15 @@ ONE = Decimal(1)
 QUANTUM = Decimal("1e-18")
 
 _TRAPS = [decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow]
+#: The kernel's context: every fold runs in a copy of it (`context()`).
+KERNEL = decimal.Context(prec=PRECISION, rounding=decimal.ROUND_HALF_EVEN,
+                         Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=_TRAPS)
+
+
+def context() -> AbstractContextManager[decimal.Context]:
+    """`with money.context(): ...` folds in a fresh copy of the kernel's context,
+    whatever another library did to the current one."""
+    return decimal.localcontext(KERNEL)
 
 
 def install() -> None:

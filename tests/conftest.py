@@ -1,4 +1,17 @@
-"""Every test runs in the kernel's decimal context."""
+"""Every test runs in the kernel's decimal context, installed afresh for each one: a
+library may change the current context (ccxt sets its rounding to ROUND_HALF_UP), and a
+test that folds directly must not inherit what an earlier one's library did."""
+
+from collections.abc import Iterator
+
+import pytest
+
 from kernel import money
 
 money.install()
+
+
+@pytest.fixture(autouse=True)
+def _kernel_decimal_context() -> Iterator[None]:
+    money.install()
+    yield

@@ -116,10 +116,13 @@ def test_the_units_say_what_the_daemon_expects(unit: str) -> None:
 def test_credentials_are_loaded_under_the_names_load_secrets_reads(unit: str) -> None:
     loaded = {v.split(":", 1)[0] for k, v in settings(unit) if k == "LoadCredential"}
     creds = Credentials()
-    assert loaded == {credential_name(creds.api_key_env), credential_name(creds.api_secret_env)}
+    token_env = ApiConfig().tokens[0].token_env
+    assert token_env is not None
+    assert loaded == {credential_name(creds.api_key_env), credential_name(creds.api_secret_env),
+                      credential_name(token_env)}
     assert not any(k == "Environment" and ("KEY=" in v or "SECRET=" in v)
                    for k, v in settings(unit))
-    assert credential_name(ApiConfig().token_env) == "exkernel-api-token"
+    assert credential_name(token_env) == "exkernel-api-token"
 
 
 def test_the_template_gives_each_account_its_config_state_and_credentials() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import sqlite3
 from collections.abc import Callable
@@ -10,12 +11,14 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from ccxt.base.decimal_to_precision import ROUND, decimal_to_precision
 from structlog.testing import capture_logs
 
 from events.codec import decode
 from events.control import InputQuarantined
 from events.facts import InstrumentDefined, MarkPriceObserved, OrderFilled, TransferCompleted
 from events.log import EventLog
+from kernel import money
 from kernel.daemon.replay import decode_state, encode_state, load_state
 from kernel.daemon.writer import Writer
 from kernel.errors import LogError
@@ -266,5 +269,32 @@ async def test_checkpoints_store_the_hash_of_their_state(tmp_path: Path) -> None
     try:
         for cp in await log.checkpoints():
             assert cp.state_hash == hashlib.sha256(cp.state).digest()
+    finally:
+        await log.close()
+
+
+async def test_the_fold_is_immune_to_a_library_changing_the_decimal_context(
+    tmp_path: Path
+) -> None:
+    """ccxt's decimal_to_precision sets the current context's rounding to ROUND_HALF_UP
+    on every call; the daemon calls ccxt in the writer's thread. The writer folds in a
+    private copy of the kernel's context, so the live fold and its replay still agree."""
+    decimal_to_precision("1.5", ROUND, 0)  # as the ccxt adapter does, in this thread
+    assert decimal.getcontext().rounding == decimal.ROUND_HALF_UP
+    inst = InstrumentDefined(venue_ts=1, symbol="BTCUSDT", instrument_kind="linear",
+                             base="BTC", quote="USDT", settle="USDT", tick_size=Decimal("1e-18"),
+                             lot_size=Decimal("1"), min_notional=Decimal("0"))
+    # the average is 100.0000000000000000005: half-even gives ...000, half-up ...001
+    fills = [OrderFilled(venue_ts=2 + i, symbol="BTCUSDT", trade_id=str(i), order_id="o",
+                         side="buy", qty=Decimal(1), price=Decimal(px), fee=Decimal(0),
+                         fee_currency="USDT")
+             for i, px in enumerate(("100", "100.000000000000000001"))]
+    log = await EventLog.open(tmp_path / "events.db")
+    try:
+        writer = await Writer.open(log, clock=lambda: 10)
+        await writer.ingest([inst, *fills])
+        assert writer.state.k.positions["BTCUSDT"].avg_open == Decimal("100.000000000000000000")
+        money.install()
+        assert (await load_state(log, use_checkpoints=False)) == writer.state
     finally:
         await log.close()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import decimal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -72,8 +73,12 @@ class Session:
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self, loops: list[Callable[[], Awaitable[None]]]) -> None:
-        for loop in [*loops, self._refresher]:
-            self.tasks.append(asyncio.create_task(self._run(loop), name=f"ccxtpro-{loop.__name__}"))
+        # ccxt sets the current decimal context's rounding (decimal_to_precision): its
+        # tasks get a context object of their own, so the daemon's is left alone.
+        with decimal.localcontext():
+            for loop in [*loops, self._refresher]:
+                self.tasks.append(asyncio.create_task(self._run(loop),
+                                                      name=f"ccxtpro-{loop.__name__}"))
 
     async def _run(self, loop: Callable[[], Awaitable[None]]) -> None:
         try:

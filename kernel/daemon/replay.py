@@ -76,6 +76,11 @@ async def load_state(
     checkpoint at or before it, or from genesis when `use_checkpoints` is false.
     Raises `CorruptLogError` if an event does not decode."""
     money.require()
+    with money.context():  # whatever another library did to the current context
+        return await _load(log, until, use_checkpoints)
+
+
+async def _load(log: EventLog, until: int | None, use_checkpoints: bool) -> AccountState:
     state = await start_state(log, until) if use_checkpoints else GENESIS
     async for chunk in log.payloads(since=state.seq, until=until):
         for seq, payload, key in chunk:

@@ -35,6 +35,11 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
 
 async def verify(log: EventLog) -> VerifyReport:
     money.require()
+    with money.context():  # a private copy: nothing else can change its rounding
+        return await _verify(log)
+
+
+async def _verify(log: EventLog) -> VerifyReport:
     checkpoints = {cp.seq: cp for cp in await log.checkpoints()}
     state = GENESIS
     prev = GENESIS_HASH

@@ -7,8 +7,11 @@ For each batch: stamp receive times, look the dedup keys up in the log, screen e
 event (duplicate: skip and count; same key with another payload: conflict, logged as
 `InputQuarantined`; inadmissible against the state: quarantined), fold the rest,
 then append them all in one transaction (with a checkpoint every `checkpoint_every`
-events). Snapshots are published only after the commit; if the append fails, the
-writer's state is as before the batch, because states are immutable values.
+events). Snapshots are published only after the commit (`publish`, once per snapshot),
+then the batch is reported (`committed`, once per `ingest`, whoever called it: the
+writer loop with venue facts, or a submission running in the writer's task); if the
+append fails, the writer's state is as before the batch, because states are immutable
+values.
 
 Receive times never go back: a stamp is `max(clock(), state.now)`, the newest
 `recv_ts` already folded, so a wall clock stepped back cannot date a fact before the
@@ -38,9 +41,12 @@ from kernel.state import AccountState, fold
 
 Clock = Callable[[], int]
 Publish = Callable[[AccountSnapshotV2], None]
+Committed = Callable[["BatchResult"], None]
 
 
 class BatchResult(msgspec.Struct, kw_only=True):
+    #: Events handed to `ingest` (before dedup and screening).
+    received: int = 0
     appended: int = 0
     duplicates: int = 0
     conflicts: int = 0
@@ -54,6 +60,7 @@ class BatchResult(msgspec.Struct, kw_only=True):
     events: list[Event] = []
 
     def add(self, other: BatchResult) -> None:
+        self.received += other.received
         self.appended += other.appended
         self.duplicates += other.duplicates
         self.conflicts += other.conflicts
@@ -74,6 +81,7 @@ class Writer:
         checkpoint_every: int,
         last_checkpoint: int,
         publish: Publish | None = None,
+        committed: Committed | None = None,
     ) -> None:
         self.log = log
         self.state = state
@@ -83,6 +91,13 @@ class Writer:
         self._checkpoint_every = checkpoint_every
         self._last_checkpoint = last_checkpoint
         self._publish = publish
+        self._committed = committed
+
+    def now(self) -> int:
+        """The receive time the writer would stamp now (ns): its clock, never before the
+        state's `now`. Events the kernel originates (intents, halts) take it as their
+        `venue_ts`, so they are dated on the kernel's own clock."""
+        return max(self._clock(), self.state.now)
 
     @classmethod
     async def open(
@@ -93,11 +108,15 @@ class Writer:
         reconcile: ReconcileConfig | None = None,
         checkpoint_every: int = 10_000,
         publish: Publish | None = None,
+        committed: Committed | None = None,
     ) -> Writer:
         """Replay the log (newest sound checkpoint + tail) and stand ready to append.
         `log` must be open for writing (it then holds the writer lock). `clock` reads
         ns since the epoch; pass an `EventClock` for stamps that advance monotonically
-        across wall-clock steps (a plain callable gets only the `state.now` floor)."""
+        across wall-clock steps (a plain callable gets only the `state.now` floor).
+        `publish` gets each snapshot after its event is committed; `committed` gets each
+        `ingest`'s result after that batch's snapshots were published (both are plain
+        calls in the writer's task: they must not block)."""
         money.require()
         state = await load_state(log)
         if isinstance(clock, EventClock):
@@ -112,17 +131,23 @@ class Writer:
             # must have a later seq (checkpoints are append-only, one per seq).
             last_checkpoint=await log.last_checkpoint_seq(),
             publish=publish,
+            committed=committed,
         )
 
     async def ingest(self, events: Sequence[Event]) -> BatchResult:
-        """Log and fold one batch, all or nothing. Raises `LogError` if the log failed."""
+        """Log and fold one batch, all or nothing. Raises `LogError` if the log failed.
+        The fold runs in a private copy of the kernel's decimal context (`money.context`)."""
+        with money.context():
+            return await self._ingest(events)
+
+    async def _ingest(self, events: Sequence[Event]) -> BatchResult:
         now = max(self._clock(), self.state.now)
         stamped = [e if e.recv_ts else msgspec.structs.replace(e, recv_ts=now) for e in events]
         started = time.perf_counter()
         keys = [e.dedup_key for e in stamped]
         logged = await self.log.lookup(keys)
         seen: dict[str, tuple[int, Event]] = {}
-        result = BatchResult()
+        result = BatchResult(received=len(events))
         state, snap = self.state, self.snapshot
         accepted: list[Event] = []
         accepted_keys: list[str] = []
@@ -166,6 +191,8 @@ class Writer:
         result.last_seq = state.seq
         result.fold_seconds = time.perf_counter() - started
         if not accepted:
+            if self._committed is not None:
+                self._committed(result)
             return result
         checkpoint = None
         if state.seq - self._last_checkpoint >= self._checkpoint_every:
@@ -181,6 +208,8 @@ class Writer:
         if self._publish is not None:
             for s in snaps:
                 self._publish(s)
+        if self._committed is not None:
+            self._committed(result)
         return result
 
     async def checkpoint(self) -> bool:
