@@ -21,8 +21,8 @@ from decimal import Decimal
 import msgspec
 
 from events.facts import InstrumentDefined
-from kernel.intents import FINAL, OrderIntent
-from kernel.ledger import notional
+from kernel.intents import FINAL, IntentBook, OrderIntent
+from kernel.ledger import KLedger, notional
 from kernel.money import ONE, ZERO, q18
 from kernel.orders import remaining
 from kernel.state import AccountState
@@ -60,38 +60,45 @@ class Simulation(msgspec.Struct, frozen=True, kw_only=True):
         return self.available_after >= 0
 
 
-def _price(state: AccountState, symbol: str, price: Decimal | None,
+def _price(k: KLedger, symbol: str, price: Decimal | None,
            trigger: Decimal | None) -> Decimal | None:
     return price if price is not None else trigger if trigger is not None \
-        else state.k.marks.get(symbol)
+        else k.marks.get(symbol)
 
 
-def lock_for(state: AccountState, inst: InstrumentDefined, qty: Decimal,
+def lock_for(k: KLedger, inst: InstrumentDefined, qty: Decimal,
              price: Decimal | None, reduce_only: bool, cfg: LockConfig) -> Lock:
     if reduce_only or qty <= 0 or price is None:
         return Lock(asset=inst.settle, margin=ZERO, fee=ZERO)
     n = notional(qty, inst, price)
-    leverage = state.k.leverage.get(inst.symbol, ONE)
+    leverage = k.leverage.get(inst.symbol, ONE)
     return Lock(asset=inst.settle, margin=q18(n / leverage), fee=q18(n * cfg.fee_rate))
 
 
-def intent_lock(state: AccountState, intent: OrderIntent, cfg: LockConfig) -> Lock:
-    inst = state.instruments[intent.symbol]
-    qty = remaining(state.book, intent.intent_id)
-    return lock_for(state, inst, qty, _price(state, intent.symbol, intent.price,
-                                             intent.trigger_price), intent.reduce_only, cfg)
+def intent_lock(book: IntentBook, instruments: dict[str, InstrumentDefined], k: KLedger,
+                intent: OrderIntent, cfg: LockConfig) -> Lock:
+    inst = instruments[intent.symbol]
+    qty = remaining(book, intent.intent_id)
+    return lock_for(k, inst, qty, _price(k, intent.symbol, intent.price, intent.trigger_price),
+                    intent.reduce_only, cfg)
+
+
+def locked_in(book: IntentBook, instruments: dict[str, InstrumentDefined], k: KLedger,
+              cfg: LockConfig) -> dict[str, Decimal]:
+    """Margin and fee locked by the working intents of `book`, per settlement asset."""
+    out: dict[str, Decimal] = {}
+    for intent_id, order in book.orders.items():
+        if order.status in FINAL:
+            continue
+        lock = intent_lock(book, instruments, k, book.intents[intent_id], cfg)
+        if lock.total:
+            out[lock.asset] = out.get(lock.asset, ZERO) + lock.total
+    return out
 
 
 def locked(state: AccountState, cfg: LockConfig) -> dict[str, Decimal]:
     """Margin and fee locked by working intents, per settlement asset."""
-    out: dict[str, Decimal] = {}
-    for intent_id, order in state.book.orders.items():
-        if order.status in FINAL:
-            continue
-        lock = intent_lock(state, state.book.intents[intent_id], cfg)
-        if lock.total:
-            out[lock.asset] = out.get(lock.asset, ZERO) + lock.total
-    return out
+    return locked_in(state.book, state.instruments, state.k, cfg)
 
 
 def available(state: AccountState, cfg: LockConfig, asset: str) -> Decimal:
@@ -107,10 +114,10 @@ def simulate(state: AccountState, cfg: LockConfig, symbol: str, qty: Decimal,
              reduce_only: bool) -> Simulation | None:
     """None when the symbol is unknown or the intent has no price to value it at yet."""
     inst = state.instruments.get(symbol)
-    at = _price(state, symbol, price, trigger_price)
+    at = _price(state.k, symbol, price, trigger_price)
     if inst is None or at is None:
         return None
-    lock = lock_for(state, inst, qty, at, reduce_only, cfg)
+    lock = lock_for(state.k, inst, qty, at, reduce_only, cfg)
     before = available(state, cfg, inst.settle)
     return Simulation(asset=inst.settle, opening_cash_flow=-lock.fee,
                       notional=notional(qty, inst, at), lock=lock.total,
