@@ -144,7 +144,9 @@ class Error(msgspec.Struct, frozen=True, kw_only=True):
     field: str | None = None
 
 
-class Reply(msgspec.Struct, frozen=True, kw_only=True):
+class Reply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """On the wire as docs/api.md shows it: `result` or `error`, never a null one."""
+
     id: RequestId | None
     ok: bool
     result: dict[str, Any] | None = None

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from kernel.intents import IntentBook
+from kernel.locks import LockConfig, locked_in
 from kernel.money import ZERO
 from kernel.snapshot import AccountSnapshotV2
 
@@ -50,6 +52,11 @@ class AssetK(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
     peak_capital: Decimal
     drawdown: Decimal
     venue_rounding: Decimal
+    #: Margin and fee locked by the kernel's own working intents (docs/intents.md), and
+    #: what is left available after them: the figure a strategy can trust before the
+    #: venue confirms anything.
+    locked: Decimal = Decimal(0)
+    available_after_locks: Decimal = Decimal(0)
 
 
 class PositionK(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -71,6 +78,19 @@ class HoldingK(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
     symbol: str
     qty: Decimal
     avg_cost: Decimal
+
+
+class InstrumentOut(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The venue's trading rules for one symbol: intents must sit on its tick and lot."""
+
+    kind: Literal["linear", "inverse", "spot"]
+    base: str
+    quote: str
+    settle: str
+    tick_size: Decimal
+    lot_size: Decimal
+    min_notional: Decimal
+    contract_size: Decimal
 
 
 class LedgerK(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -156,6 +176,9 @@ class IntentOut(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
     status: str
     created_ts: int
     updated_ts: int
+    #: The strategy canceled it; the venue's order may still be working until the cancel
+    #: is acknowledged (`status` then turns CANCELED, or COMPLETED if it filled first).
+    cancel_requested: bool = False
 
 
 class OrderOut(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -190,6 +213,9 @@ class PublicSnapshot(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     reconcile: ReconcileOut
     intents: list[IntentOut]
     orders: list[OrderOut]
+    #: The venue's rules per symbol, and its precision (decimal places) per asset.
+    instruments: dict[str, InstrumentOut] = {}
+    asset_precision: dict[str, int] = {}
 
 
 def _text(v: Decimal | str | None) -> str | None:
@@ -197,9 +223,11 @@ def _text(v: Decimal | str | None) -> str | None:
 
 
 def public(snap: AccountSnapshotV2, intents: list[IntentOut] | None = None,
-           orders: list[OrderOut] | None = None) -> PublicSnapshot:
-    """The public form of `snap`."""
+           orders: list[OrderOut] | None = None, book: IntentBook | None = None,
+           locks: LockConfig | None = None) -> PublicSnapshot:
+    """The public form of `snap`; with the intent `book`, each asset's locks too."""
     k, e = snap.k, snap.e
+    locked = {} if book is None else locked_in(book, snap.instruments, k, locks or LockConfig())
     assets = sorted(k.wallets.keys() | k.open_notional.keys() | k.realized_pnl.keys()
                     | k.fees.keys() | k.funding.keys())
 
@@ -215,7 +243,8 @@ def public(snap: AccountSnapshotV2, intents: list[IntentOut] | None = None,
             used_margin=z(k.used_margin, a),
             available_margin=k.available_margin.get(a, z(k.wallets, a)),
             peak_capital=z(k.peak_capital, a), drawdown=z(k.drawdown, a),
-            venue_rounding=z(k.venue_rounding, a),
+            venue_rounding=z(k.venue_rounding, a), locked=z(locked, a),
+            available_after_locks=k.available_margin.get(a, z(k.wallets, a)) - z(locked, a),
         ) for a in assets},
         positions={key: PositionK(
             symbol=p.symbol, position_side=p.position_side, qty=p.qty, avg_open=p.avg_open,
@@ -259,7 +288,38 @@ def public(snap: AccountSnapshotV2, intents: list[IntentOut] | None = None,
                              expires_at=c.expires_at, explained=c.explained,
                              detail=c.detail) for c in r.checks]),
         intents=intents or [], orders=orders or [],
+        instruments={s: InstrumentOut(
+            kind=i.instrument_kind, base=i.base, quote=i.quote, settle=i.settle,
+            tick_size=i.tick_size, lot_size=i.lot_size, min_notional=i.min_notional,
+            contract_size=i.contract_size) for s, i in sorted(snap.instruments.items())},
+        asset_precision={a: d.precision for a, d in sorted(snap.assets.items())},
     )
+
+
+def book_out(book: IntentBook, statuses: frozenset[str] | None = None
+             ) -> tuple[list[IntentOut], list[OrderOut]]:
+    """The book's intents and the orders working them, in the public form, by intent id;
+    only intents whose status is in `statuses`, when given (and their orders)."""
+    intents: list[IntentOut] = []
+    orders: list[OrderOut] = []
+    for intent_id, i in sorted(book.intents.items()):
+        o = book.orders[intent_id]
+        if statuses is not None and o.status not in statuses:
+            continue
+        intents.append(IntentOut(
+            intent_id=i.intent_id, strategy=i.strategy, symbol=i.symbol, side=i.side,
+            order_type=i.order_type, qty=i.qty, price=i.price, trigger_price=i.trigger_price,
+            time_in_force=i.time_in_force, reduce_only=i.reduce_only, post_only=i.post_only,
+            oco_group=i.oco_group, revision=i.revision, status=o.status,
+            created_ts=i.created_ts, updated_ts=i.updated_ts,
+            cancel_requested=i.cancel_requested))
+        if o.client_order_id is not None:
+            orders.append(OrderOut(
+                intent_id=o.intent_id, client_order_id=o.client_order_id,
+                superseded=list(o.superseded), venue_order_id=o.venue_order_id,
+                venue_status=o.venue_status, status=o.status, filled_qty=o.filled_qty,
+                avg_fill_price=o.avg_fill_price, last_sync_ts=o.last_sync_ts, error=o.error))
+    return intents, orders
 
 
 _encoder = msgspec.json.Encoder(decimal_format="string")

@@ -135,7 +135,8 @@ async def cmd_snapshot(args: argparse.Namespace) -> int:
     if args.json:
         # The public wire form (docs/snapshot.md), the same the API sends.
         intents, orders = book_out(state.book)
-        sys.stdout.write(public_encode(public(snap, intents, orders)).decode() + "\n")
+        sys.stdout.write(public_encode(public(snap, intents, orders, state.book)).decode()
+                         + "\n")
     else:
         sys.stdout.write(snapshot_summary(snap))
     return 0

@@ -13,6 +13,7 @@ case with dashes (`EXKERNEL_API_KEY` -> `$CREDENTIALS_DIRECTORY/exkernel-api-key
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -26,7 +27,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from adapters.ccxtpro.config import CcxtProSettings
 from adapters.sim.config import SimConfig
+from kernel.daemon.reconciler import ReconcilerConfig
 from kernel.errors import ConfigError
 from kernel.reconcile import ReconcileConfig
 
@@ -67,10 +70,15 @@ class Credentials(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class CcxtProConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     exchange: str = ""  # a ccxt.pro exchange id, e.g. "binanceusdm"; required for ccxtpro
-    symbols: tuple[str, ...] = ()
+    symbols: tuple[str, ...] = ()  # ccxt unified symbols; required for ccxtpro
     sandbox: bool = False
-    url_override: str | None = None  # tests against a local fake venue
+    #: Merged over the adapter's ccxt options (`exchange.options`), e.g. {recvWindow = 5000}.
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: Replace the scheme and host of every REST / websocket URL (a proxy, a local venue).
+    rest_url: str | None = None
+    ws_url: str | None = None
     credentials: Credentials = Credentials()
+    adapter: CcxtProSettings = CcxtProSettings()
 
 
 class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -89,10 +97,40 @@ class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     port: Port = 9464
 
 
+ApiScope = Literal["read", "trade"]
+#: A client's name: it is logged as `by` on the halts and resumes it sends.
+ClientName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ApiToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One client of the API: its name, scopes, and where its token is. Exactly one of
+    `token_env` (the NAME of a variable, or the systemd credential of that name in lower
+    case with dashes) and `token_sha256` (the token's SHA-256 in hex)."""
+
+    name: ClientName
+    scopes: tuple[ApiScope, ...] = ("read",)
+    token_env: EnvName | None = None
+    token_sha256: Sha256Hex | None = None
+
+
 class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The websocket API (docs/api.md). It always listens on `api.sock` in the state
+    directory; TCP only when `tcp`, on loopback unless `allow_remote` with TLS."""
+
+    tcp: bool = False
     host: str = "127.0.0.1"
-    port: Port = 8765
-    token_env: EnvName = "EXKERNEL_API_TOKEN"
+    port: Port = 8765  # 0 = any free port (the daemon logs which)
+    allow_remote: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tokens: tuple[ApiToken, ...] = (
+        ApiToken(name="operator", scopes=("read", "trade"), token_env="EXKERNEL_API_TOKEN"),)
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 65536
+    max_connections: Positive = 64
+    requests_per_s: Positive = 100
+    max_lag_s: Seconds = 30.0
+    max_event_backlog: Positive = 10_000
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -101,6 +139,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     reconcile: ReconcileConfig = ReconcileConfig()
     metrics: MetricsConfig = MetricsConfig()
     api: ApiConfig = ApiConfig()
+    reconciler: ReconcilerConfig = ReconcilerConfig()
 
 
 def load_config(path: Path | None) -> Config:
@@ -146,7 +185,9 @@ def resolve_state_dir(cfg: Config, environ: Mapping[str, str] | None = None) -> 
 
 
 class Secrets:
-    """The venue's API key and secret and the API token. `repr` says only which are set."""
+    """The venue's API key and secret, and the API token of the first `[[api.tokens]]`
+    read from a variable (what a CLI on this machine presents). `repr` says only which
+    are set. The daemon reads every client's token itself (`kernel.daemon.auth`)."""
 
     __slots__ = ("api_key", "api_secret", "api_token")
 
@@ -181,8 +222,15 @@ def load_secrets(cfg: Config, environ: Mapping[str, str] | None = None) -> Secre
         api_key=_secret(env, creds.api_key_env, required, "venue.ccxtpro.credentials.api_key_env"),
         api_secret=_secret(env, creds.api_secret_env, required,
                            "venue.ccxtpro.credentials.api_secret_env"),
-        api_token=_secret(env, cfg.api.token_env, False, "api.token_env"),
+        api_token=next((_secret(env, t.token_env, False, f"api.tokens[{i}].token_env")
+                        for i, t in enumerate(cfg.api.tokens) if t.token_env), None),
     )
+
+
+def read_secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The secret in `$CREDENTIALS_DIRECTORY/<credential_name(name)>`, else in the
+    variable `name`, else None. Raises ConfigError if the credential cannot be read."""
+    return _secret(os.environ if environ is None else environ, name, False, name)
 
 
 def _secret(env: Mapping[str, str], name: str, required: bool, key: str) -> str | None:
@@ -322,7 +370,7 @@ def _leaves(value: Any, key: str, pattern: str) -> Iterator[tuple[str, str, Any]
         for f in msgspec.structs.fields(value):
             yield from _leaves(getattr(value, f.name), f"{key}.{f.name}".lstrip("."),
                                f"{pattern}.{f.name}".lstrip("."))
-    elif isinstance(value, tuple):
+    elif isinstance(value, tuple) and any(isinstance(v, msgspec.Struct) for v in value):
         for i, item in enumerate(value):
             yield from _leaves(item, f"{key}[{i}]", f"{pattern}[]")
     elif isinstance(value, dict):
@@ -342,6 +390,10 @@ def _problems(cfg: Config) -> Iterator[tuple[str, str, Any]]:
     venue = cfg.venue
     if venue.kind == "ccxtpro" and not venue.ccxtpro.exchange:
         yield "venue.ccxtpro.exchange", "a ccxt.pro exchange id (venue.kind is 'ccxtpro')", ""
+    for key in ("rest_url", "ws_url"):
+        url = getattr(venue.ccxtpro, key)
+        if url is not None and "://" not in url:
+            yield f"venue.ccxtpro.{key}", "a URL with a scheme (http://, ws://)", url
     if venue.kind == "sim-remote" and not venue.url.startswith(("ws://", "wss://")):
         yield "venue.url", "a ws:// URL of the sim venue server (venue.kind is 'sim-remote')", \
             venue.url
@@ -359,4 +411,34 @@ def _problems(cfg: Config) -> Iterator[tuple[str, str, Any]]:
                " resync reaches back past the previous one", k.resync_every_s)
     m, a = cfg.metrics, cfg.api
     if m.enabled and m.port and m.port == a.port and m.host == a.host:
-        yield "metrics.port", f"a port other than api.port on {m.host}", m.port
+        yield ("metrics.port", f"a port other than api.port on {m.host} (which api.tcp"
+               " = true listens on)", m.port)
+    yield from _api_problems(a)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _api_problems(a: ApiConfig) -> Iterator[tuple[str, str, Any]]:
+    if (a.tls_cert is None) != (a.tls_key is None):
+        yield ("api.tls_key" if a.tls_key is None else "api.tls_cert",
+               "both api.tls_cert and api.tls_key, or neither", a.tls_key or a.tls_cert)
+    if a.tcp and not is_loopback(a.host) and not (a.allow_remote and a.tls_cert):
+        yield ("api.host", "a loopback address (127.0.0.1, ::1, localhost), or"
+               " allow_remote = true with tls_cert and tls_key (better: a TLS proxy in"
+               " front of loopback, docs/operations.md)", a.host)
+    names = [t.name for t in a.tokens]
+    if len(set(names)) != len(names):
+        yield "api.tokens", "tokens with unique names", names
+    for i, t in enumerate(a.tokens):
+        if (t.token_env is None) == (t.token_sha256 is None):
+            yield (f"api.tokens[{i}]", "exactly one of token_env and token_sha256",
+                   f"name {t.name}")
+        if not t.scopes or len(set(t.scopes)) != len(t.scopes):
+            yield f"api.tokens[{i}].scopes", "one or both of 'read' and 'trade'", list(t.scopes)

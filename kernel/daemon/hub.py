@@ -1,43 +1,133 @@
-"""Snapshot fan-out that never blocks the writer.
+"""What the writer has committed, held for the API's subscribers; it never blocks the writer.
 
-Each subscriber sees the latest snapshot, conflated: a slow one skips intermediate
-snapshots instead of making the writer wait or memory grow. Publishing is a plain
-function call from the writer's task.
+The writer loop calls `committed(snapshot, book, events)` once per committed batch, in
+the writer's task: a plain call that stores references and tells the listeners (the
+API's fan-out, `kernel/daemon/subscribers.py`), which do the sending in their own task.
+Nothing here awaits, encodes eagerly, or grows with the number of subscribers:
+
+* the latest snapshot, with the intent book it was folded with, and its public JSON
+  (`kernel.public`), encoded lazily, at most once per seq, and shared by every
+  subscriber and every `get_snapshot` (`snapshot_body`);
+* while anyone holds it (`retain_events`), a ring of the last `backlog` committed
+  events, each encoded to JSON at most once (the log's own bytes: same encoder); an
+  event subscriber further behind than that has lost its place (`event` is None).
+
+A batch's snapshots are conflated to its last: the writer publishes them all within one
+call, so no subscriber could have been sent the ones before it anyway.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Sequence
 
+from events.codec import Event, encode
+from kernel import public
+from kernel.intents import IntentBook
 from kernel.snapshot import AccountSnapshotV2
+
+Listener = Callable[[], None]
+
+
+def encode_public(snap: AccountSnapshotV2, book: IntentBook) -> bytes:
+    """The public snapshot's JSON (docs/snapshot.md), with the book's intents and orders."""
+    intents, orders = public.book_out(book)
+    return public.encode(public.public(snap, intents, orders, book))
+
+
+class Logged:
+    """One committed event in the ring: its seq and kind, its JSON made on first use."""
+
+    __slots__ = ("_body", "event", "kind", "seq")
+
+    def __init__(self, seq: int, event: Event) -> None:
+        self.seq = seq
+        self.kind: str = event.__struct_config__.tag  # type: ignore[assignment]
+        self.event = event
+        self._body: bytes | None = None
+
+    def body(self) -> bytes:
+        if self._body is None:
+            self._body = encode(self.event)
+        return self._body
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, backlog: int = 10_000,
+                 encoder: Callable[[AccountSnapshotV2, IntentBook], bytes] = encode_public
+                 ) -> None:
+        self.backlog = backlog
+        self.seq = 0
         self.latest: AccountSnapshotV2 | None = None
-        self._changed = asyncio.Event()
-        self._closed = False
+        self.book = IntentBook()
+        self.closed = False
+        self._encoder = encoder
+        self._body: tuple[int, bytes] | None = None
+        self._listeners: list[Listener] = []
+        self._holders = 0
+        self._ring: list[Logged | None] = []
+        self._ring_from = 1  # the oldest seq the ring has held since it was retained
 
-    def publish(self, snapshot: AccountSnapshotV2) -> None:
-        self.latest = snapshot
-        self._changed.set()
+    # -- the writer's side -----------------------------------------------------------
+
+    def start(self, snap: AccountSnapshotV2, book: IntentBook) -> None:
+        """The state replay ended with, before anything new is committed."""
+        self.latest, self.book, self.seq = snap, book, snap.seq
+        self._body = None
+        self._ring_from = self.seq + 1
+
+    def committed(self, snap: AccountSnapshotV2, book: IntentBook,
+                  events: Sequence[Event]) -> None:
+        """One committed batch: its last snapshot (whose seq is the batch's last), the
+        book after it, and the events appended, in log order."""
+        self.latest, self.book, self.seq = snap, book, snap.seq
+        if self._holders:
+            ring, size = self._ring, self.backlog
+            first = snap.seq - len(events) + 1
+            for i, event in enumerate(events):
+                ring[(first + i) % size] = Logged(first + i, event)
+        for listener in self._listeners:
+            listener()
 
     def close(self) -> None:
-        self._closed = True
-        self._changed.set()
+        self.closed = True
+        for listener in self._listeners:
+            listener()
 
-    async def subscribe(self) -> AsyncIterator[AccountSnapshotV2]:
-        """The latest snapshot now (if any), then each newer one as it is published,
-        skipping those published while the subscriber was busy. Ends when closed."""
-        seen = -1
-        while not self._closed:
-            snap = self.latest
-            if snap is not None and snap.seq > seen:
-                seen = snap.seq
-                yield snap
-                continue
-            self._changed.clear()
-            if self.latest is not None and self.latest.seq > seen:
-                continue
-            await self._changed.wait()
+    # -- the readers' side -----------------------------------------------------------
+
+    def listen(self, listener: Listener) -> None:
+        """Call `listener()` after each commit and on close (in the writer's task: it
+        must only note that there is news, e.g. set an `asyncio.Event`)."""
+        self._listeners.append(listener)
+
+    def snapshot_body(self) -> tuple[int, bytes] | None:
+        """(seq, public JSON) of the latest snapshot, encoded on first use per seq."""
+        snap = self.latest
+        if snap is None:
+            return None
+        if self._body is None or self._body[0] != snap.seq:
+            self._body = (snap.seq, self._encoder(snap, self.book))
+        return self._body
+
+    def retain_events(self) -> None:
+        """Keep committed events from now on (for event subscribers), until released."""
+        if self._holders == 0:
+            self._ring = [None] * self.backlog
+            self._ring_from = self.seq + 1
+        self._holders += 1
+
+    def release_events(self) -> None:
+        self._holders -= 1
+        if self._holders == 0:
+            self._ring = []
+
+    @property
+    def oldest_event(self) -> int:
+        """The oldest seq the ring still holds (`seq + 1` when it holds none yet)."""
+        return max(self._ring_from, self.seq - self.backlog + 1)
+
+    def event(self, seq: int) -> Logged | None:
+        """The committed event at `seq`, if the ring still holds it."""
+        if not self._holders or not self.oldest_event <= seq <= self.seq:
+            return None
+        return self._ring[seq % self.backlog]

@@ -1,10 +1,17 @@
 """The writer's task: the queue into the one writer in batches, and what it tells the world.
 
 It takes what is queued (up to `batch_max` events per commit), hands each batch to
-`Writer.ingest`, pings the systemd watchdog while it lives, and after each commit: the
-metrics, one log line per committed event with the fact's content (`kernel.daemon.lines`),
-and a line when the verdict moves into or out of ERROR. Snapshots reach the hub from
-`published`, which the writer calls after the commit.
+`Writer.ingest`, pings the systemd watchdog while it lives, and after each commit
+(`committed`, which the writer calls once per `ingest`): the metrics, one log line per
+committed event with the fact's content (`kernel.daemon.lines`), a line when the verdict
+moves into or out of ERROR, and the batch to the hub (the API's subscribers).
+
+**Submissions.** `await loop.submit(fn)` runs `fn(writer)` *inside this task*, between
+batches, so a check of the state and the append it decides on are atomic under the one
+writer: nothing else is folded in between. Submissions go through the same bounded
+queue as the venue's facts, so they are ordered with them (every fact queued before a
+submission is committed before it runs) and share its backpressure. The API's intent
+ops and the intent reconciler use it.
 
 `STOP` queued after the last event makes `run` return once everything before it is
 committed: the daemon's drain on SIGTERM.
@@ -14,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -24,18 +32,33 @@ from kernel.daemon.lines import Precision, fact_line, not_ok
 from kernel.daemon.metrics import Metrics
 from kernel.daemon.notify import Notifier
 from kernel.daemon.writer import BatchResult, Writer
+from kernel.errors import LogError
 from kernel.reconcile import ReconcileResult, Verdict
 from kernel.snapshot import AccountSnapshotV2
 
+T = TypeVar("T")
 STOP = object()
 #: Kinds logged at info, with their content; the rest (marks, order updates) at debug.
 LOUD_KINDS = frozenset({
     "order_filled", "funding_settled", "transfer_completed", "balance_reported",
     "positions_reported", "venue_connected", "venue_disconnected", "input_quarantined",
     "manual_adjustment", "trading_halted", "trading_resumed", "leverage_set",
-    "instrument_defined", "asset_defined",
+    "instrument_defined", "asset_defined", "intent_placed", "intent_amended",
+    "intent_canceled",
 })
 _REPORTS = frozenset({"balance_reported", "positions_reported"})
+
+
+class WriterClosed(RuntimeError):
+    """The writer loop has stopped (or is stopping): a submission can no longer run."""
+
+
+class _Submission(Generic[T]):
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[Writer], Awaitable[T]], future: asyncio.Future[T]) -> None:
+        self.fn = fn
+        self.future = future
 
 
 class WriterLoop:
@@ -53,6 +76,8 @@ class WriterLoop:
         self._recorded: ReconcileResult | None = None
         self._event_counters: dict[str, Any] = {}
         self._last_report: float | None = None
+        self._writer: Writer | None = None
+        self._closed = False
         if metrics is not None:  # computed when scraped, so it ages between reports
             metrics.last_venue_report_age_seconds.set_function(
                 lambda: float("nan") if self._last_report is None
@@ -60,48 +85,112 @@ class WriterLoop:
 
     def published(self, snap: AccountSnapshotV2) -> None:
         """The writer's callback, once per snapshot, after its event is committed."""
-        self.hub.publish(snap)
         self._pending.append(snap)
 
+    async def submit(self, fn: Callable[[Writer], Awaitable[T]]) -> T:
+        """Run `fn(writer)` in the writer's task and return its result (or raise its
+        exception) once it is done, i.e. after every `writer.ingest` it awaited has
+        committed.
+
+        `fn` runs after every event queued before the call is committed and before any
+        queued after it; nothing else touches the writer while it runs, so what it reads
+        of `writer.state` is what its `writer.ingest([...])` appends to. Waits while the
+        queue is full (backpressure). Obligations on `fn`: be short (it holds up the
+        ledger and the watchdog) and wait on nothing but the writer's own log (no venue
+        calls); do not keep `writer` for later. A submission canceled before it ran
+        never runs. Raises `WriterClosed` once the loop has stopped, without running
+        `fn`. An exception from `fn` is the caller's; the loop carries on, except after a
+        `LogError` (the log failed), which also stops the loop as any failed append does.
+        """
+        if self._closed:
+            raise WriterClosed("the writer is stopping: nothing more can be logged")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Submission(fn, future))
+        return await future
+
     async def run(self, writer: Writer) -> None:
+        self._writer = writer
         interval = self.notifier.watchdog_interval()
         ping_every = interval / 2 if interval else 5.0
         last_ping = 0.0
-        while True:
-            try:
-                item = await asyncio.wait_for(self.queue.get(), timeout=ping_every)
-            except TimeoutError:
-                self.notifier.watchdog()
-                last_ping = time.monotonic()
-                continue
-            stop = item is STOP
-            batch: list[Event] = [] if stop else [item]
-            while not stop and len(batch) < self.batch_max and not self.queue.empty():
-                nxt = self.queue.get_nowait()
-                if nxt is STOP:
-                    stop = True
-                else:
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), timeout=ping_every)
+                except TimeoutError:
+                    self.notifier.watchdog()
+                    last_ping = time.monotonic()
+                    continue
+                stop = item is STOP
+                held = item if isinstance(item, _Submission) else None
+                batch: list[Event] = [] if stop or held else [item]
+                # A submission ends the batch: it must see every fact queued before it.
+                while batch and len(batch) < self.batch_max and not self.queue.empty():
+                    nxt = self.queue.get_nowait()
+                    if nxt is STOP:
+                        stop = True
+                        break
+                    if isinstance(nxt, _Submission):
+                        held = nxt
+                        break
                     batch.append(nxt)
-            if batch:
-                self._pending.clear()
-                self._committed(await writer.ingest(batch), len(batch))
-            if time.monotonic() - last_ping >= ping_every:
-                self.notifier.watchdog()
-                last_ping = time.monotonic()
-            if stop:
-                return
+                if batch:
+                    self._pending.clear()
+                    await writer.ingest(batch)
+                if held is not None:
+                    await self._run_submission(writer, held)
+                if time.monotonic() - last_ping >= ping_every:
+                    self.notifier.watchdog()
+                    last_ping = time.monotonic()
+                if stop:
+                    return
+        finally:
+            self._closed = True
+            self._refuse_queued()
 
-    def _committed(self, result: BatchResult, size: int) -> None:
+    async def _run_submission(self, writer: Writer, sub: _Submission[Any]) -> None:
+        future = sub.future
+        if future.done():  # its caller gave up before it ran: it never runs
+            return
+        try:
+            result = await sub.fn(writer)
+        except LogError as e:
+            if not future.done():
+                future.set_exception(e)
+            raise  # the log failed: the daemon stops, as for a venue batch
+        except Exception as e:
+            if not future.done():
+                future.set_exception(e)
+        else:
+            if not future.done():
+                future.set_result(result)
+        finally:
+            if not future.done():  # the loop itself is being canceled
+                future.set_exception(WriterClosed("the writer stopped while this ran"))
+
+    def _refuse_queued(self) -> None:
+        """Submissions still queued when the loop ends are refused, never left waiting."""
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if isinstance(item, _Submission) and not item.future.done():
+                item.future.set_exception(
+                    WriterClosed("the writer stopped before this could be logged"))
+
+    def committed(self, result: BatchResult) -> None:
+        """The writer's callback, once per `ingest` (from this loop or a submission),
+        after the batch's snapshots were published: logs, metrics, the hub."""
         snaps, self._pending = self._pending, []
         for snap, event in zip(snaps, result.events, strict=True):
             self._logged(snap, event)
+        if snaps and self._writer is not None:
+            self.hub.committed(snaps[-1], self._writer.state.book, result.events)
         m = self.metrics
         if m is None:
             return
         m.dedup_skipped_total.inc(result.duplicates)
         m.conflicts_total.inc(result.conflicts)
         m.quarantined_total.inc(result.quarantined)
-        m.commit_batch_size.observe(size)
+        m.commit_batch_size.observe(result.received)
         m.fold_seconds.observe(result.fold_seconds)
         m.commit_seconds.observe(result.commit_seconds)
         m.queue_depth.set(self.queue.qsize())
