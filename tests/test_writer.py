@@ -16,7 +16,13 @@ from structlog.testing import capture_logs
 
 from events.codec import decode
 from events.control import InputQuarantined
-from events.facts import InstrumentDefined, MarkPriceObserved, OrderFilled, TransferCompleted
+from events.facts import (
+    FundingSettled,
+    InstrumentDefined,
+    MarkPriceObserved,
+    OrderFilled,
+    TransferCompleted,
+)
 from events.log import EventLog
 from kernel import money
 from kernel.daemon.replay import decode_state, encode_state, load_state
@@ -296,5 +302,34 @@ async def test_the_fold_is_immune_to_a_library_changing_the_decimal_context(
         assert writer.state.k.positions["BTCUSDT"].avg_open == Decimal("100.000000000000000000")
         money.install()
         assert (await load_state(log, use_checkpoints=False)) == writer.state
+    finally:
+        await log.close()
+
+
+async def test_a_funding_payment_logged_under_its_legacy_key_is_not_booked_again(
+    tmp_path: Path
+) -> None:
+    """Logs written before `position_side`/`funding_id` keyed funding by symbol and time;
+    the same payment fetched again after the upgrade (a new key) is a duplicate."""
+    inst = InstrumentDefined(venue_ts=1, symbol="BTCUSDT", instrument_kind="linear",
+                             base="BTC", quote="USDT", settle="USDT", tick_size=Decimal("0.1"),
+                             lot_size=Decimal("0.001"), min_notional=Decimal("0"))
+    paid = FundingSettled(venue_ts=8 * 3600 * 10**9, symbol="BTCUSDT", asset="USDT",
+                          amount=Decimal("-1.25"))
+    log = await EventLog.open(tmp_path / "events.db")
+    try:
+        writer = await Writer.open(log, clock=lambda: 10)
+        await writer.ingest([inst])
+        # what an older version appended: the same payment under `funding:BTCUSDT:<ts>`
+        await log.append([msgspec.structs.replace(paid, recv_ts=11)],
+                         keys=[f"funding:BTCUSDT:{paid.venue_ts}"])
+        writer = await Writer.open(log, clock=lambda: 12)
+        assert writer.state.k.funding == {"USDT": Decimal("-1.25")}
+        again = msgspec.structs.replace(paid, funding_id="tran-77")  # today's key: by id
+        result = await writer.ingest([again])
+        assert (result.appended, result.duplicates) == (0, 1)
+        other = msgspec.structs.replace(paid, position_side="short", amount=Decimal("2"))
+        assert (await writer.ingest([other])).appended == 1  # a different payment: booked
+        assert writer.state.k.funding == {"USDT": Decimal("0.75")}
     finally:
         await log.close()

@@ -27,9 +27,11 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from events.base import key as dedup_key
 from events.codec import Event, encode, identity
 from events.codec import decode_logged as decode
 from events.control import InputQuarantined, quarantine
+from events.facts import FundingSettled
 from events.log import EventLog
 from kernel import money
 from kernel.admit import admit
@@ -145,7 +147,8 @@ class Writer:
         stamped = [e if e.recv_ts else msgspec.structs.replace(e, recv_ts=now) for e in events]
         started = time.perf_counter()
         keys = [e.dedup_key for e in stamped]
-        logged = await self.log.lookup(keys)
+        legacy = [_legacy_funding_key(e) for e in stamped if isinstance(e, FundingSettled)]
+        logged = await self.log.lookup([*keys, *legacy])
         seen: dict[str, tuple[int, Event]] = {}
         result = BatchResult(received=len(events))
         state, snap = self.state, self.snapshot
@@ -155,6 +158,10 @@ class Writer:
         for ev, key in zip(stamped, keys, strict=True):
             # The common case, a new key, needs no lookup beyond the batch's first one.
             prior = await self._prior(key, seen, logged) if key in seen or key in logged else None
+            if prior is None and isinstance(ev, FundingSettled) and _logged_before_its_key(
+                    ev, logged.get(_legacy_funding_key(ev))):
+                result.duplicates += 1
+                continue
             if prior is not None:
                 # A quarantine's key is its raw payload's hash: same key, same input.
                 if isinstance(ev, InputQuarantined) or identity(prior[1]) == identity(ev):
@@ -236,3 +243,21 @@ class Writer:
             logged[key] = found[key]
         seq, payload = logged[key]
         return seq, decode(payload)
+
+
+def _legacy_funding_key(ev: FundingSettled) -> str:
+    """How logs written before `position_side` and `funding_id` existed keyed a funding
+    payment: symbol and time only."""
+    return dedup_key("funding", ev.symbol, ev.venue_ts)
+
+
+def _logged_before_its_key(ev: FundingSettled, logged: tuple[int, bytes] | None) -> bool:
+    """A payment an older version of the kernel logged under its legacy key: the same
+    symbol, time, asset and amount. (Its new key differs, so the UNIQUE key cannot see
+    the repeat; without this a resync after the upgrade would book it twice.)"""
+    if logged is None:
+        return False
+    old = decode(logged[1])
+    return (isinstance(old, FundingSettled) and old.symbol == ev.symbol
+            and old.venue_ts == ev.venue_ts and old.asset == ev.asset
+            and old.amount == ev.amount)
