@@ -1,12 +1,14 @@
 """Steady-state verdicts: what an operator sees over a long run (issue 6's measurement).
 
-    .venv/bin/python -m bench.steady_state                 # both runs, 300 s each
+    .venv/bin/python -m bench.steady_state                 # the three runs, 300 s each
     .venv/bin/python -m bench.steady_state --seconds 60 --only clean
 
 * **clean**: `exkernel run` exactly as `python3 dev.py run` starts it (the built-in
   defaults, which are config/sim.toml's; no faults), as a real subprocess. The verdict is
   sampled every second with `exkernel snapshot --json`, and afterwards every snapshot of
   the log is re-projected and counted (`kernel.census`).
+* **demo**: the same, as `python3 dev.py run` starts it: no scripted trader; the grid
+  strategy (examples/grid.py) trading through the API.
 * **faults**: the daemon in process against the sim with the fault campaign's faults on
   (duplicates, reorders, drops, malformed pushes, stale reports, disconnects) for the
   given time; then the pushes stop being faulted (trading, funding and the periodic
@@ -63,14 +65,26 @@ async def census_of(db: Path, cfg: Config, since: int = 0) -> Census:
     return census
 
 
-def clean(seconds: float) -> tuple[Census, dict[str, int]]:
+def clean(seconds: float, demo: bool = False) -> tuple[Census, dict[str, int]]:
+    """`demo`: as `python3 dev.py run` runs it (config/demo.toml: no scripted trader, the
+    grid strategy trading through the API); else as `dev.py run --daemon-only`."""
     with tempfile.TemporaryDirectory() as tmp:
         state, cfg_path = Path(tmp) / "state", Path(tmp) / "kernel.toml"
-        cfg_path.write_text("[metrics]\nenabled = false\n")
+        demo_keys = "[venue.sim.trader]\nenabled = false\n" if demo else ""
+        cfg_path.write_text("[metrics]\nenabled = false\n" + demo_keys)
         exk = [sys.executable, "-m", "kernel.cli.main"]
+        env = {**os.environ, "EXKERNEL_API_TOKEN": "steady-state"}
         proc = subprocess.Popen([*exk, "run", "--config", str(cfg_path), "--state-dir",
                                  str(state)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+                                stderr=subprocess.DEVNULL, env=env)
+        strategy = None
+        if demo:
+            while not (state / "api.sock").exists():
+                time.sleep(0.1)
+            strategy = subprocess.Popen(
+                [sys.executable, "-m", "examples.grid", "--state-dir", str(state),
+                 "--rounds", "0"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
         sampled: dict[str, int] = {}
         try:
             end = time.monotonic() + seconds
@@ -82,6 +96,9 @@ def clean(seconds: float) -> tuple[Census, dict[str, int]]:
                     verdict = json.loads(out.stdout)["reconcile"]["verdict"]
                     sampled[verdict] = sampled.get(verdict, 0) + 1
         finally:
+            if strategy is not None:
+                strategy.send_signal(signal.SIGINT)
+                strategy.wait(timeout=30)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
         return asyncio.run(census_of(state / "events.db", load_config(cfg_path))), sampled
@@ -117,7 +134,7 @@ async def faulty(seconds: float, seed: int) -> tuple[Census, Census]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=300.0)
-    p.add_argument("--only", choices=["clean", "faults"])
+    p.add_argument("--only", choices=["clean", "demo", "faults"])
     p.add_argument("--seed", type=int, default=21)
     args = p.parse_args()
     money.install()
@@ -127,6 +144,13 @@ def main() -> int:
     if args.only in (None, "clean"):
         census, sampled = clean(args.seconds)
         print(f"## clean: the default run for {args.seconds:.0f} s")
+        print(f"sampled every second: {sampled}")
+        print(census.summary())
+        ok &= census.errors == 0 and not census.unexplained_warns() \
+            and census.unresolved_pending == 0 and "ERROR" not in sampled
+    if args.only in (None, "demo"):
+        census, sampled = clean(args.seconds, demo=True)
+        print(f"## demo: the daemon and examples/grid.py for {args.seconds:.0f} s")
         print(f"sampled every second: {sampled}")
         print(census.summary())
         ok &= census.errors == 0 and not census.unexplained_warns() \

@@ -312,8 +312,16 @@ def r5_margin(s: AccountState, cfg: ReconcileConfig) -> tuple[Check, ...]:
             out.append(_unknown("R5", a, k, detail=detail))
             continue
         late = pending(s.asset_moved.get(a), s.e.balances_ts, s.now, cfg.settle_window_ns)
-        out.append(_judge("R5", a, k, m.used, cfg.eps(a), late,
-                          (("AT_VENUE_MARKS", partial(_at_venue_marks, s, a, True)),)))
+        check = _judge("R5", a, k, m.used, cfg.eps(a), late,
+                       (("AT_VENUE_MARKS", partial(_at_venue_marks, s, a, True)),))
+        if check.verdict is Verdict.ERROR and s.e.positions_ts not in (None, s.e.balances_ts):
+            # The margin figure comes with the balance report, the venue's marks with the
+            # positions report: from another moment, K at those marks is not like with
+            # like. Until the two reports are of one moment, the venue's side is unknown.
+            check = _unknown("R5", a, k, "NO_VENUE_MARK",
+                             detail="the venue's margin and its marks are from different"
+                                    " reports")
+        out.append(check)
     return tuple(out)
 
 

@@ -30,9 +30,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.campaign_support import ROOT, ask, exk, start_daemon, wait_ready
+
 ROUNDS = int(os.environ.get("EXKERNEL_CRASH_ROUNDS", "8"))
 SEED = int(os.environ.get("EXKERNEL_CRASH_SEED", "1"))
 HEDGE = os.environ.get("EXKERNEL_CRASH_HEDGE", "") == "1"
@@ -87,37 +87,12 @@ def venue(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         server.wait(timeout=10)
 
 
-def start_daemon(cfg: Path, notify: socket.socket) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NOTIFY_SOCKET": notify.getsockname()}
-    return subprocess.Popen([sys.executable, "-m", "kernel.cli.main", "run", "--config", str(cfg)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
 
 
-def wait_ready(notify: socket.socket, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        notify.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            if b"READY=1" in notify.recv(4096):
-                return
-        except TimeoutError:
-            break
-    raise AssertionError("the daemon did not become ready")
 
 
-def exk(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kernel.cli.main", *map(str, args)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-async def ask(url: str, op: str) -> dict[str, object]:
-    async with connect(url) as ws:
-        await ws.send(json.dumps({"id": 1, "op": op, "args": {}}))
-        while True:
-            reply = json.loads(await ws.recv())
-            if reply.get("id") == 1:
-                return reply["ok"]  # type: ignore[no-any-return]
 
 
 def test_kill_9_during_heavy_trading_loses_and_doubles_nothing(

@@ -30,11 +30,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from websockets.asyncio.client import connect
-
 from kernel.client import ApiError, Client, ClientError
+from tests.campaign_support import ROOT, ask, exk, start_daemon, wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("EXKERNEL_INTENT_CRASH_ROUNDS", "6"))
 SEED = int(os.environ.get("EXKERNEL_INTENT_CRASH_SEED", "3"))
 TOKEN = "campaign-token"
@@ -75,37 +73,12 @@ halt_on_rules = []
 """
 
 
-def exk(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kernel.cli.main", *map(str, args)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-async def ask(url: str, op: str) -> dict[str, object]:
-    async with connect(url) as ws:
-        await ws.send(json.dumps({"id": 1, "op": op, "args": {}}))
-        while True:
-            reply = json.loads(await ws.recv())
-            if reply.get("id") == 1:
-                return reply["ok"]  # type: ignore[no-any-return]
 
 
-def start_daemon(cfg: Path, notify: socket.socket) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NOTIFY_SOCKET": notify.getsockname(), "EXKERNEL_API_TOKEN": TOKEN}
-    return subprocess.Popen([sys.executable, "-m", "kernel.cli.main", "run", "--config",
-                             str(cfg)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
 
 
-def wait_ready(notify: socket.socket, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        notify.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            if b"READY=1" in notify.recv(4096):
-                return
-        except TimeoutError:
-            break
-    raise AssertionError("the daemon did not become ready")
 
 
 async def drive(sock: Path, rng: random.Random, round_: int, seconds: float) -> int:
@@ -177,7 +150,7 @@ def campaign(tmp_path: Path, cfg: Path, url: str) -> None:
     notify.bind(str(tmp_path / "notify.sock"))
     calls = 0
     for round_ in range(ROUNDS):
-        daemon = start_daemon(cfg, notify)
+        daemon = start_daemon(cfg, notify, EXKERNEL_API_TOKEN=TOKEN)
         wait_ready(notify, timeout=30)
         life = rng.uniform(0.5, 2.5)
         driver = asyncio.run(asyncio.wait_for(drive(sock, rng, round_, life), life + 10))
@@ -189,7 +162,7 @@ def campaign(tmp_path: Path, cfg: Path, url: str) -> None:
     assert calls > 50, calls
 
     # the last life: cancel everything still working, let it converge, stop cleanly
-    daemon = start_daemon(cfg, notify)
+    daemon = start_daemon(cfg, notify, EXKERNEL_API_TOKEN=TOKEN)
     wait_ready(notify, timeout=30)
 
     async def wind_down() -> None:

@@ -702,8 +702,9 @@ def test_r5_the_venues_marks_explain_a_margin_gap_like_for_like() -> None:
 
 
 def test_r5_a_gap_the_venues_marks_do_not_explain_is_an_error() -> None:
-    # At the venue's mark 31000 K's margin is 6200, but the venue says 6190.
-    s = base(balances("9988", used="6190"), positions(pos("2", "31000")),
+    # At the venue's mark 31000 K's margin is 6200, but the venue says 6190 (one report
+    # of one moment, as one ACCOUNT_UPDATE carries both).
+    s = base(balances("9988", used="6190", ts=30 * S), positions(pos("2", "31000"), ts=30 * S),
              MarkPriceObserved(venue_ts=0, symbol="BTCUSDT", price=D("31100")))
     c = only(reconcile(s, CFG), "R5", "USDT")
     assert seen(c) == want(Verdict.ERROR, "MISMATCH", "6220", "6190")
@@ -748,3 +749,17 @@ def test_an_older_report_arriving_late_does_not_replace_a_newer_one() -> None:
     assert s.e.balances_ts == 20 * S and s.e.positions_ts == 20 * S
     assert s.e.stale_reports == 2
     assert reconcile(s, CFG).verdict is Verdict.OK
+
+
+def test_r5_is_unknown_while_the_venues_margin_and_marks_are_of_different_moments() -> None:
+    # The balance report (margin 6220: the venue's mark was 31100) arrives before the
+    # positions report that carries that mark; E still holds the older one (31000), and K
+    # marks at 31050. Neither mark is the venue's for this margin: not like with like.
+    early = (positions(pos("2", "31000"), ts=20 * S),
+             MarkPriceObserved(venue_ts=21 * S, symbol="BTCUSDT", price=D("31050")),
+             balances("9988", used="6220", ts=22 * S))
+    c = only(reconcile(base(*early), CFG), "R5", "USDT")
+    assert (c.verdict, c.reason) == (Verdict.UNKNOWN, "NO_VENUE_MARK")
+    # the positions report of the same moment arrives: at its mark K reproduces E
+    s = base(*early, positions(pos("2", "31100"), ts=22 * S))
+    assert verdict_reason(reconcile(s, CFG), "R5", "USDT") == (Verdict.OK, "AT_VENUE_MARKS")
