@@ -37,6 +37,9 @@ status_every_s = 0.5
 [metrics]
 port = 0
 
+[reconciler]
+enabled = false   # no intents here; the API's stream is what is tested
+
 [api]
 tcp = true
 port = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,7 @@ async def test_no_hello_in_time_is_closed(kernel: Daemon, monkeypatch: pytest.Mo
 
 
 async def test_read_ops(kernel: Daemon) -> None:
+    assert stat.S_IMODE(sock(kernel).stat().st_mode) == 0o660  # the daemon's user and group
     async with Raw.connect(sock(kernel)) as c:
         snap = (await c.call("get_snapshot"))["result"]["snapshot"]
         assert snap["version"] == 2 and snap["seq"] >= 1

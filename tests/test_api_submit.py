@@ -186,3 +186,16 @@ async def test_after_stop_submissions_are_refused_and_queued_ones_told(rig: Rig)
         await late
     with pytest.raises(WriterClosed):
         await rig.loop.submit(fn)
+
+
+async def test_a_cancel_that_lands_as_an_item_arrives_still_stops_the_loop(rig: Rig) -> None:
+    # 3.11's wait_for returns the inner result when both happen in one loop turn, and
+    # the task runs on: the daemon's shutdown (or a crash's cancel) would hang on it.
+    task = rig.start()
+    for _ in range(3):
+        await asyncio.sleep(0)  # waiting on the queue
+    rig.queue.put_nowait(mark(1))
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2)
+    assert done and task.cancelled()
+    assert rig.writer.state.seq == 1  # nothing was folded after the cancel

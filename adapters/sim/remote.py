@@ -119,7 +119,10 @@ class RemoteSimVenue(Venue):
             await self._ws.send(frame.decode())
         except ConnectionClosed as e:
             raise VenueUnavailable(f"the sim venue closed the connection: {e}") from e
-        return await asyncio.wait_for(future, self.timeout_s)
+        # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel that lands
+        # as the answer arrives, and the daemon's stop would wait on this task forever.
+        async with asyncio.timeout(self.timeout_s):
+            return await future
 
     async def facts(self) -> AsyncIterator[Event]:
         while True:

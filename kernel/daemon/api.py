@@ -95,9 +95,14 @@ class ApiServer:
     async def start(self, writer: Writer) -> None:
         """Listen (after replay). Raises ConfigError if a socket cannot be bound."""
         self.ops.writer = writer
+        # No compression: it would cost CPU per frame per connection, and the fan-out
+        # shares one encoding among all. The keepalive gives a silent peer at least
+        # max_lag_s, so that a client that stopped reading is closed by the lag rule, as
+        # `lagging`, not earlier by a missed pong.
         opts: dict[str, Any] = dict(
             max_size=self.cfg.max_frame_bytes, compression=None, max_queue=16,
-            ping_interval=20, ping_timeout=20, close_timeout=5, server_header=SERVER)
+            ping_interval=20, ping_timeout=max(20.0, self.cfg.max_lag_s), close_timeout=5,
+            server_header=SERVER)
         path = self.socket_path
         if len(str(path).encode()) > _UNIX_PATH_MAX:
             raise ConfigError(f"{path}: a unix socket's path must be at most"
@@ -139,7 +144,7 @@ class ApiServer:
         try:
             await self._stopped.wait()
         finally:
-            fanout.cancel()
+            self.fanout.close()
             await asyncio.gather(fanout, return_exceptions=True)
 
     async def stop(self) -> None:
@@ -193,8 +198,10 @@ class ApiServer:
         ws = conn.ws
         while True:
             try:
-                timeout = HELLO_TIMEOUT_S if conn.grant is None else None
-                frame = await asyncio.wait_for(ws.recv(), timeout)
+                # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel
+                # that lands as its inner await completes, and the task runs on.
+                async with asyncio.timeout(HELLO_TIMEOUT_S if conn.grant is None else None):
+                    frame = await ws.recv()
             except TimeoutError:
                 await self._bye(ws, "unauthorized", 1008, fail(
                     None, "unauthorized", f"no hello within {HELLO_TIMEOUT_S:g} s"))

@@ -120,8 +120,12 @@ class Reconciler:
 
     async def run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel that
+            # lands as the wait ends (the wake is set on every snapshot), and the daemon's
+            # stop would then wait for this task forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.cfg.tick_s)
+                async with asyncio.timeout(self.cfg.tick_s):
+                    await self.wake.wait()
             self.wake.clear()
             try:
                 await self.step()
@@ -248,7 +252,8 @@ class Reconciler:
         call = {PlaceOrder: self.venue.place, AmendOrder: self.venue.amend,
                 CancelOrder: self.venue.cancel}[type(cmd)]
         try:
-            out: Outcome = await asyncio.wait_for(call(cmd), self.cfg.command_timeout_s)  # type: ignore[operator]
+            async with asyncio.timeout(self.cfg.command_timeout_s):
+                out: Outcome = await call(cmd)  # type: ignore[operator]
         except TimeoutError:
             out = CommandOutcomeUnknown(venue_ts=self._clock(), command_id=cmd.command_id,
                                         reason=f"no answer within {self.cfg.command_timeout_s} s")
@@ -271,8 +276,8 @@ class Reconciler:
     async def _query(self, state: AccountState, q: Query) -> Event | None:
         symbol = state.book.intents[q.intent_id].symbol
         try:
-            found = await asyncio.wait_for(self.venue.order(symbol, q.client_order_id),
-                                           self.cfg.command_timeout_s)
+            async with asyncio.timeout(self.cfg.command_timeout_s):
+                found = await self.venue.order(symbol, q.client_order_id)
         except CredentialsRejected:
             raise
         except Exception as e:

@@ -106,6 +106,7 @@ class Fanout:
         #: Connections found lagging during a pass, closed after it.
         self._lagging_conns: dict[ServerConnection, None] = {}
         self._news = asyncio.Event()
+        self._closed = False
         hub.listen(self._news.set)
 
     @property
@@ -158,8 +159,8 @@ class Fanout:
                     async for row in rows:
                         frame = sub.frame(row.seq, row.payload)
                         try:
-                            await asyncio.wait_for(sub.conn.send(frame, text=True),
-                                                   self.max_lag_s)
+                            async with asyncio.timeout(self.max_lag_s):
+                                await sub.conn.send(frame, text=True)
                         except TimeoutError:
                             self._lagging(sub.conn)
                             return
@@ -187,14 +188,20 @@ class Fanout:
     # -- sending -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        while not self.hub.closed:
+        """Until `close` (or the hub's): a pass after each commit, and every `TICK_S`
+        while anyone is behind."""
+        while not (self._closed or self.hub.closed):
             self._news.clear()
             behind = self.send_pass(time.monotonic())
-            if behind:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._news.wait(), TICK_S)
-            else:
-                await self._news.wait()
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel that
+            # lands as the event is set, and news comes with every commit.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TICK_S if behind else None):
+                    await self._news.wait()
+
+    def close(self) -> None:
+        self._closed = True
+        self._news.set()
 
     def send_pass(self, now: float) -> bool:
         """Write what each subscriber can take now; True if any is still behind."""

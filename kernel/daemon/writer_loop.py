@@ -116,7 +116,10 @@ class WriterLoop:
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(self.queue.get(), timeout=ping_every)
+                    # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel
+                    # that lands as an item arrives, and the writer would run on.
+                    async with asyncio.timeout(ping_every):
+                        item = await self.queue.get()
                 except TimeoutError:
                     self.notifier.watchdog()
                     last_ping = time.monotonic()
