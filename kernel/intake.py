@@ -23,9 +23,10 @@ import msgspec
 
 from events.codec import Event
 from events.orders import IntentAmended, IntentCanceled, IntentPlaced
-from kernel import intents
+from kernel import intents, risk
 from kernel.errors import EventValidationError
 from kernel.protocol import AmendIntent, CancelIntent, ErrorCode, IntentSpec
+from kernel.risk import RiskConfig
 from kernel.state import AccountState
 
 Prior: TypeAlias = tuple[int, Event] | None
@@ -97,13 +98,16 @@ def difference(a: Event, b: Event) -> str | None:
     return None
 
 
-def decide(state: AccountState, event: IntentEvent, prior: Prior) -> Decision:
-    """Log `event`, answer as before, or refuse; `prior` holds `event`'s dedup key."""
+def decide(state: AccountState, event: IntentEvent, prior: Prior,
+           limits: RiskConfig | None = None) -> Decision:
+    """Log `event`, answer as before, or refuse; `prior` holds `event`'s dedup key.
+    `limits`: the pre-trade limits (kernel.risk), past the venue's own rules."""
+    limits = limits or RiskConfig()
     match event:
         case IntentPlaced():
-            return _place(state, event, prior)
+            return _place(state, event, prior, limits)
         case IntentAmended():
-            return _amend(state, event, prior)
+            return _amend(state, event, prior, limits)
         case IntentCanceled():
             if prior is not None:
                 return Done(prior[0])
@@ -112,7 +116,8 @@ def decide(state: AccountState, event: IntentEvent, prior: Prior) -> Decision:
             return _admitted(state, event, "intent_id")
 
 
-def _place(state: AccountState, event: IntentPlaced, prior: Prior) -> Decision:
+def _place(state: AccountState, event: IntentPlaced, prior: Prior, limits: RiskConfig
+           ) -> Decision:
     if prior is not None:
         seq, logged = prior
         field = difference(logged, event)
@@ -127,10 +132,13 @@ def _place(state: AccountState, event: IntentPlaced, prior: Prior) -> Decision:
         if state.halted:
             return Refused("halted", reason)
         return Refused("rejected", reason, f"intent.{field}")
+    if (broken := risk.check(state, event, limits)) is not None:
+        return Refused("rejected", broken[1], f"intent.{broken[0]}")
     return _admitted(state, event, "intent.intent_id")
 
 
-def _amend(state: AccountState, event: IntentAmended, prior: Prior) -> Decision:
+def _amend(state: AccountState, event: IntentAmended, prior: Prior, limits: RiskConfig
+           ) -> Decision:
     name = event.intent_id
     if prior is not None:
         seq, logged = prior
@@ -160,6 +168,8 @@ def _amend(state: AccountState, event: IntentAmended, prior: Prior) -> Decision:
         if state.halted:
             return Refused("halted", reason)
         return Refused("rejected", reason, field)
+    if (broken := risk.check(state, event, limits)) is not None:
+        return Refused("rejected", broken[1], broken[0])
     return _admitted(state, event, "intent_id")
 
 

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from events.control import TradingHalted
-from events.facts import InstrumentDefined
+from events.facts import InstrumentDefined, TransferCompleted
 from events.orders import IntentAmended, IntentCanceled, IntentPlaced
 from kernel import intake
 from kernel.intake import Append, Done, Refused, decide
@@ -25,9 +25,14 @@ PLACED = intake.placed(SPEC, T + 1)
 assert isinstance(PLACED, IntentPlaced)
 
 
+#: Money enough that the funding check (kernel.risk) never decides these tables.
+FUNDS = TransferCompleted(venue_ts=T, transfer_id="seed", asset="USDT", direction="deposit",
+                          amount=Decimal("1000000"))
+
+
 def state(*events: object) -> AccountState:
     s = GENESIS
-    for e in (BTC, *events):
+    for e in (BTC, FUNDS, *events):
         s = fold(s, e, s.seq + 1)  # type: ignore[arg-type]
     return s
 

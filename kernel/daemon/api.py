@@ -49,6 +49,7 @@ from kernel.daemon.writer_loop import WriterClosed, WriterLoop
 from kernel.errors import ConfigError
 from kernel.protocol import Reply, fail, ok
 from kernel.reconcile import ReconcileConfig
+from kernel.risk import RiskConfig
 
 SOCKET_NAME = "api.sock"
 HELLO_TIMEOUT_S = 10.0
@@ -69,8 +70,10 @@ class ApiServer:
     def __init__(self, cfg: ApiConfig, *, state_dir: Path, hub: Hub, writer_loop: WriterLoop,
                  tokens: TokenTable, reconcile: ReconcileConfig,
                  status: Callable[[], dict[str, Any]],
-                 log: structlog.typing.FilteringBoundLogger | None = None) -> None:
-        """`status()` gives the daemon's part of the `status` op's result."""
+                 log: structlog.typing.FilteringBoundLogger | None = None,
+                 limits: RiskConfig | None = None) -> None:
+        """`status()` gives the daemon's part of the `status` op's result; `limits` are
+        the pre-trade limits intents pass (kernel.risk)."""
         self.cfg = cfg
         self.socket_path = state_dir / SOCKET_NAME
         self.db = state_dir / "events.db"
@@ -82,7 +85,7 @@ class ApiServer:
                              on_lagging=self._lagging, log=self.log)
         self.ops = Ops(hub=hub, writer_loop=writer_loop, fanout=self.fanout,
                        reconcile=reconcile, db=self.db, status=status,
-                       bye=self._bye, log=self.log)
+                       bye=self._bye, log=self.log, limits=limits)
         self.tcp_port: int | None = None
         self._servers: list[Server] = []
         self._conns: dict[Session, None] = {}

@@ -32,6 +32,7 @@ from adapters.sim.config import SimConfig
 from kernel.daemon.reconciler import ReconcilerConfig
 from kernel.errors import ConfigError
 from kernel.reconcile import ReconcileConfig
+from kernel.risk import RiskConfig
 
 #: Exit statuses systemd must not restart on (RestartPreventExitStatus=), from sysexits.h.
 EXIT_CONFIG = 78  # EX_CONFIG: the config file or a secret is wrong
@@ -140,6 +141,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     metrics: MetricsConfig = MetricsConfig()
     api: ApiConfig = ApiConfig()
     reconciler: ReconcilerConfig = ReconcilerConfig()
+    risk: RiskConfig = RiskConfig()
 
 
 def load_config(path: Path | None) -> Config:

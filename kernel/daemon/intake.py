@@ -16,6 +16,7 @@ from kernel.daemon.writer import Writer
 from kernel.daemon.writer_loop import WriterLoop
 from kernel.errors import InvariantViolation
 from kernel.intake import Append, Done, IntentEvent, Prior, Refused, decide
+from kernel.risk import RiskConfig
 
 
 async def prior(log: EventLog, key: str) -> Prior:
@@ -24,11 +25,14 @@ async def prior(log: EventLog, key: str) -> Prior:
     return None if found is None else (found[0], decode_logged(found[1]))
 
 
-async def log_intent(loop: WriterLoop, event: IntentEvent) -> Done | Refused:
-    """Log `event` unless `decide` answers otherwise. Raises `WriterClosed` (stopping)."""
+async def log_intent(loop: WriterLoop, event: IntentEvent, limits: RiskConfig | None = None
+                     ) -> Done | Refused:
+    """Log `event` unless `decide` answers otherwise (`limits`: the pre-trade limits).
+    Raises `WriterClosed` (stopping)."""
 
     async def run(writer: Writer) -> Done | Refused:
-        decision = decide(writer.state, event, await prior(writer.log, event.dedup_key))
+        decision = decide(writer.state, event, await prior(writer.log, event.dedup_key),
+                          limits)
         if isinstance(decision, Append):
             return await _append(writer, decision.event)
         return decision

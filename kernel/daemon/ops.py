@@ -39,6 +39,7 @@ from kernel.intents import IntentStatus
 from kernel.protocol import Reply, fail, ok
 from kernel.public import book_out
 from kernel.reconcile import ReconcileConfig
+from kernel.risk import RiskConfig
 from kernel.snapshot import project
 from kernel.state import AccountState, fold
 
@@ -77,7 +78,9 @@ class Ops:
     def __init__(self, *, hub: Hub, writer_loop: WriterLoop, fanout: Fanout,
                  reconcile: ReconcileConfig, db: Path, status: Callable[[], dict[str, Any]],
                  bye: Callable[[ServerConnection, str, int], Awaitable[None]],
-                 log: structlog.typing.FilteringBoundLogger) -> None:
+                 log: structlog.typing.FilteringBoundLogger,
+                 limits: RiskConfig | None = None) -> None:
+        self.limits = limits
         self.hub = hub
         self.writer_loop = writer_loop
         self.fanout = fanout
@@ -228,19 +231,19 @@ class Ops:
         event = intake.placed(req.intent, self._now())
         if isinstance(event, Refused):
             return _refused(req.id, event)
-        return _answer(req.id, await log_intent(self.writer_loop, event), always=True)
+        return _answer(req.id, await log_intent(self.writer_loop, event, self.limits), always=True)
 
     async def _amend(self, conn: Session, req: protocol.AmendIntent) -> Reply:
         event = intake.amended(req, self._now())
         if isinstance(event, Refused):
             return _refused(req.id, event)
-        return _answer(req.id, await log_intent(self.writer_loop, event))
+        return _answer(req.id, await log_intent(self.writer_loop, event, self.limits))
 
     async def _cancel(self, conn: Session, req: protocol.CancelIntent) -> Reply:
         event = intake.canceled(req, self._now())
         if isinstance(event, Refused):
             return _refused(req.id, event)
-        return _answer(req.id, await log_intent(self.writer_loop, event))
+        return _answer(req.id, await log_intent(self.writer_loop, event, self.limits))
 
     async def _halt(self, conn: Session, req: protocol.Halt) -> Reply:
         assert conn.grant is not None

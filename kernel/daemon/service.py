@@ -103,6 +103,7 @@ class Daemon:
         self.api = ApiServer(cfg.api, state_dir=state_dir, hub=self.hub,
                              writer_loop=self.writer_loop, tokens=tokens,
                              reconcile=cfg.reconcile, status=self._api_status,
+                             limits=cfg.risk,
                              log=structlog.get_logger("exkernel.api"))
 
     @property
