@@ -68,13 +68,20 @@ class Resync:
             await self.put(asset)
         for lev in await self._ask("leverage", v.leverage_settings):
             await self.put(lev)
+        # The reports are *asked* first and *queued* last. Asked after the fills, a report
+        # could include a fill made between the two questions that the stream has not
+        # delivered yet: folded first, it would be a report newer than every fact K has,
+        # and disagree (a false ERROR, for the few ms until the fill arrives). Asked first,
+        # every fill it includes is in the fills asked after it, and queued before it.
+        balances = await self._ask("balances", v.balances)
+        positions = await self._ask("positions", v.positions)
         await self._dated("fills", v.fills_since)
         await self._dated("funding", v.funding_since)
         await self._dated("transfers", v.transfers_since)
         for mark in await self._ask("marks", v.marks):
             await self.put(mark)
-        await self.put(await self._ask("balances", v.balances))
-        await self.put(await self._ask("positions", v.positions))
+        await self.put(balances)
+        await self.put(positions)
         for order in await self._ask("open_orders", v.open_orders):
             await self.put(order)
         self.step = None
