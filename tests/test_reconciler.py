@@ -281,3 +281,22 @@ async def test_on_connect_foreign_orders_are_left_alone_and_unknown_own_ones_rep
             "ek-ghost-0", "manual-1"]
     finally:
         await close(h)
+
+
+async def test_a_snapshot_that_changes_no_intent_does_not_cost_a_pass(harness: Harness) -> None:
+    from events.facts import MarkPriceObserved
+
+    await harness.commit([intent()])
+    await harness.settle()
+    assert harness.order().status == "ACTIVE"
+    await harness.reconciler.step(ticked=False)  # converged: the diff finds nothing
+    before = harness.reconciler.passes
+    await harness.commit([MarkPriceObserved(venue_ts=time.time_ns(), symbol="BTCUSDT",
+                                            price=D("60001"))])
+    await harness.reconciler.step(ticked=False)  # woken by the mark's snapshot
+    assert harness.reconciler.passes == before
+    await harness.reconciler.step(ticked=True)  # the tick still looks
+    assert harness.reconciler.passes == before + 1
+    await harness.commit([IntentCanceled(venue_ts=time.time_ns(), intent_id="i-1")])
+    await harness.settle()  # an intent event changes the book: passes run again
+    assert harness.order().status == "CANCELED"

@@ -22,7 +22,6 @@ Orders are sent at most `orders_per_s` (a token bucket); a command over budget w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -109,6 +108,8 @@ class Reconciler:
         self.passes = 0
         self._connected = connected
         self._was_connected = False
+        #: The (book, halted) of the last pass whose diff was empty.
+        self._idle: tuple[object, bool] | None = None
 
     # -- what the daemon calls ----------------------------------------------------------
 
@@ -123,12 +124,15 @@ class Reconciler:
             # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel that
             # lands as the wait ends (the wake is set on every snapshot), and the daemon's
             # stop would then wait for this task forever.
-            with contextlib.suppress(TimeoutError):
+            ticked = False
+            try:
                 async with asyncio.timeout(self.cfg.tick_s):
                     await self.wake.wait()
+            except TimeoutError:
+                ticked = True
             self.wake.clear()
             try:
-                await self.step()
+                await self.step(ticked=ticked)
             except (CredentialsRejected, KernelError):
                 raise
             except Exception:  # a task boundary: log, and try again on the next pass
@@ -136,7 +140,10 @@ class Reconciler:
 
     # -- one pass -------------------------------------------------------------------------
 
-    async def step(self) -> None:
+    async def step(self, *, ticked: bool = True) -> None:
+        """One pass. A pass woken by a snapshot whose intents and halt are the very
+        objects an earlier pass found nothing to do for is skipped: a mark changes
+        nothing the diff reads (what time alone changes, the `tick_s` pass sees)."""
         state = self._state()
         if state is None:
             return
@@ -147,6 +154,10 @@ class Reconciler:
             self._was_connected = True
             await self._adopt(state)
             state = self._state() or state
+        idle = (state.book, state.halted)
+        if not ticked and self._idle is not None and self._idle[0] is idle[0] \
+                and self._idle[1] == idle[1] and self._halt is None:
+            return
         self.passes += 1
         if self._halt is not None:
             reason, self._halt = self._halt, None
@@ -155,7 +166,9 @@ class Reconciler:
                 await self._commit([TradingHalted(venue_ts=self._clock(), reason=reason,
                                                   by="kernel")])
                 return  # the next pass diffs the halted state: it cancels working orders
-        actions = [a for a in diff(state, self.cfg.diff) if self._due(a)]
+        found = diff(state, self.cfg.diff)
+        self._idle = idle if not found else None
+        actions = [a for a in found if self._due(a)]
         if not actions:
             return
         now = self._clock()
