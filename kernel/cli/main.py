@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", type=Path, help="the daemon's TOML config, for its"
                                                     " [reconcile] bounds (default: built-in)")
 
-    p = add("snapshot", "Print the account snapshot (K, E, R1–R6) after the last or a given event.")
+    p = add("snapshot", "Print the account snapshot (K, E, R1–R7) after the last or a given event.")
     p.add_argument("--at", type=int, metavar="SEQ", help="the snapshot after event SEQ")
     p.add_argument("--json", action="store_true",
                    help="the public snapshot as JSON (docs/snapshot.md), as the API sends it")
