@@ -45,7 +45,7 @@ def intent(intent_id: str = "a", **kw: Any) -> IntentPlaced:
         (RiskConfig(max_order_notional=D("500")), intent(),
          "notional 600 USDT is above the limit 500 (risk.max_order_notional)"),
         (RiskConfig(max_position={"BTCUSDT": D("0.008")}), intent(),
-         "the position in BTCUSDT would be 0.010, beyond the limit 0.008 (risk.max_position)"),
+         "the position in BTCUSDT would be 0.01, beyond the limit 0.008 (risk.max_position)"),
         (RiskConfig(max_position={"BTCUSDT": D("0.008")}), intent(reduce_only=True), None),
         # 0.2 · 60000 = 12000 notional: 1200 margin + 6 fee > the 1000 available
         (RiskConfig(), intent(qty=D("0.200")),
