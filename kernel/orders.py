@@ -149,12 +149,23 @@ def _canceled(order: OrderState, requested: bool, purpose: str) -> OrderState:
                                    venue_order_id=None, venue_status=None)
 
 
+_STAGE = {"new": 0, "partially_filled": 1, "filled": 2, "canceled": 2, "expired": 2,
+          "rejected": 2}
+
+
 def report(book: IntentBook, rep: OrderStatusReported) -> IntentBook:
     """The venue's view of one order. Only the intent's current client order id moves it."""
     intent_id = None if rep.client_order_id is None else book.by_client.get(rep.client_order_id)
     order = None if intent_id is None else book.orders.get(intent_id)
     if order is None or order.client_order_id != rep.client_order_id:
         return book  # not ours, or a superseded leg: its fills still come as fills
+    if order.last_sync_ts is not None and (
+            rep.venue_ts < order.last_sync_ts
+            or (rep.venue_ts == order.last_sync_ts
+                and _STAGE[rep.status] < _STAGE.get(order.venue_status or "new", 0))):
+        # An older view arriving late (a reordered push, a slow query). Within one
+        # millisecond an order only moves forward: "new", then filled or done.
+        return book
     intent = book.intents[order.intent_id]
     flight = order.in_flight
     order = msgspec.structs.replace(
