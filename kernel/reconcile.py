@@ -384,6 +384,25 @@ def _severity(late: Pending) -> tuple[int, int]:
     return late[0].rank, -(late[2] or 0)
 
 
+def _rejudged(checks: tuple[Check, ...], figures: dict[str, Decimal], cfg: ReconcileConfig
+              ) -> tuple[Check, ...] | None:
+    """`checks` (all OK, by MATCH or at the venue's marks, whose recomputed `explained`
+    still holds: E and what it was computed from are unchanged) with K's new `figures`;
+    None when any check needs its rule run again."""
+    out: list[Check] = []
+    for c in checks:
+        if c.verdict is not Verdict.OK or not isinstance(c.venue, Decimal):
+            return None
+        k = figures.get(c.subject, ZERO)
+        if abs(k - c.venue) <= cfg.eps(c.subject):
+            out.append(msgspec.structs.replace(c, kernel=k, reason="MATCH", explained=None))
+        elif c.reason == "AT_VENUE_MARKS":
+            out.append(msgspec.structs.replace(c, kernel=k))
+        else:
+            return None  # it matched before: whether a cause explains it now is unknown
+    return tuple(out)
+
+
 def _live(checks: tuple[Check, ...], now: int) -> bool:
     return all(c.expires_at is None or now <= c.expires_at for c in checks)
 
@@ -414,10 +433,14 @@ def reconcile(s: AccountState, cfg: ReconcileConfig, prev: Previous | None = Non
         )
         r2 = p.r2 if same_wallets else r2_fill_pnl(s, cfg)
         r3 = p.r3 if same_positions and _live(p.r3, now) else r3_quantity(s, cfg)
+        # A mark moves K's figures but not what K at the venue's marks is (that reads K's
+        # positions and leverage and E): an OK check is then re-judged, not recomputed.
+        revalue = same_positions and k.leverage is pk.leverage
         r4 = (
             p.r4
             if same_positions and k.open_notional is pk.open_notional and _live(p.r4, now)
-            else r4_notional(s, cfg)
+            else (_rejudged(p.r4, k.open_notional, cfg) if revalue else None)
+            or r4_notional(s, cfg)
         )
         r5 = (
             p.r5
@@ -425,7 +448,9 @@ def reconcile(s: AccountState, cfg: ReconcileConfig, prev: Previous | None = Non
             and k.used_margin is pk.used_margin
             and e.balances is pe.balances
             and _live(p.r5, now)
-            else r5_margin(s, cfg)
+            else (_rejudged(p.r5, k.used_margin, cfg)
+                  if revalue and e.balances is pe.balances else None)
+            or r5_margin(s, cfg)
         )
         r6 = p.r6 if same_positions and _live(p.r6, now) else r6_open_keys(s, cfg)
         r7 = p.r7 if same_positions and _live(p.r7, now) else r7_entry_price(s, cfg)

@@ -1,5 +1,6 @@
-"""What the kill -9 campaigns share: the daemon as a subprocess, waiting for its READY,
-the CLI, and questions to the sim venue server (`adapters.sim.server`)."""
+"""What the tests that run the daemon as a subprocess share: starting it, its
+NOTIFY_SOCKET (READY=1 and friends), the CLI, and questions to the sim venue server
+(`adapters.sim.server`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +51,34 @@ async def ask(url: str, op: str) -> dict[str, object]:
             reply = json.loads(await ws.recv())
             if reply.get("id") == 1:
                 return reply["ok"]  # type: ignore[no-any-return]
+
+
+class Notifications:
+    """READY=1 and friends from a daemon's NOTIFY_SOCKET."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.seen: list[str] = []
+
+    def wait_for(self, line: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while line not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {line!r} within {timeout} s; got {self.seen}"
+            self.sock.settimeout(left)
+            try:
+                self.seen.extend(self.sock.recv(4096).decode().splitlines())
+            except TimeoutError:
+                continue
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[tuple[Notifications, str]]:
+    """A bound NOTIFY_SOCKET for one test, and its path."""
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    try:
+        yield Notifications(sock), path
+    finally:
+        sock.close()

@@ -15,3 +15,7 @@ money.install()
 def _kernel_decimal_context() -> Iterator[None]:
     money.install()
     yield
+
+
+# A bound NOTIFY_SOCKET, for the tests that run the daemon as a subprocess.
+from tests.campaign_support import notify  # noqa: E402, F401

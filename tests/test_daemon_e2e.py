@@ -10,10 +10,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.campaign_support import Notifications
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,33 +40,6 @@ every_s = 0.2
     return path
 
 
-class Notifications:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.seen: list[str] = []
-
-    def wait_for(self, line: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while line not in self.seen:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no {line!r} within {timeout} s; got {self.seen}"
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            self.seen.extend(data.decode().splitlines())
-
-
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[tuple[Notifications, str]]:
-    path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    try:
-        yield Notifications(sock), path
-    finally:
-        sock.close()
 
 
 def start(cfg: Path, notify_path: str) -> subprocess.Popen[bytes]:

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from events.log import EventLog
 from events.log.lock import WriterLock, lock_path
 from kernel.daemon.config import EXIT_LOCKED
 from kernel.errors import LogError, LogLocked
+from tests.campaign_support import Notifications
 
 ROOT = Path(__file__).resolve().parent.parent
 MARK = ('{"kind":"mark_price_observed","venue_ts":1700000000123456789,'
@@ -88,34 +88,6 @@ def test_a_lock_file_that_cannot_be_created_is_a_log_error(tmp_path: Path) -> No
 # --- real processes ---------------------------------------------------------------------
 
 
-class Notifications:
-    """READY=1 and friends from a daemon's NOTIFY_SOCKET."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.seen: list[str] = []
-
-    def wait_for(self, line: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while line not in self.seen:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no {line!r} within {timeout} s; got {self.seen}"
-            self.sock.settimeout(left)
-            try:
-                self.seen.extend(self.sock.recv(4096).decode().splitlines())
-            except TimeoutError:
-                continue
-
-
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[tuple[Notifications, str]]:
-    path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    try:
-        yield Notifications(sock), path
-    finally:
-        sock.close()
 
 
 def free_port() -> int:
