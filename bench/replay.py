@@ -19,6 +19,7 @@ from pathlib import Path
 from bench import workload
 from bench.measure import Measurement, Stopwatch
 from bench.stores import BATCH
+from events.codec import encode
 from events.log import EventLog
 from kernel.daemon.replay import load_state
 from kernel.daemon.writer import Writer
@@ -99,3 +100,38 @@ def replay_cli(path: Path, n: int) -> Measurement:
         raise RuntimeError(f"unexpected output from {' '.join(cmd)}: {line!r}")
     note = f"`{line}` (process wall {process_wall:.2f} s)"
     return Measurement("e", "`exkernel replay --db PATH`", n, float(m.group(2)), None, note)
+
+
+_INGEST_LINE = re.compile(r"appended (\d+) .* in ([\d.]+) s")
+
+
+def jsonl(out: Path, n: int, seed: int) -> Path:
+    """The workload's first `n` events as a JSON-lines file (docs/events.md), cached."""
+    path = out / f"workload-n{n}-seed{seed}-{code_digest()}.jsonl"
+    if not path.exists():
+        for stale in out.glob(f"workload-n{n}-seed{seed}-*.jsonl"):
+            stale.unlink()
+        building = path.with_name(path.name + ".building")
+        with building.open("wb") as f:
+            for ev in workload.events(n, seed):
+                f.write(encode(ev) + b"\n")
+        building.rename(path)
+    return path
+
+
+def ingest_cli(file: Path, db: Path, n: int) -> Measurement:
+    """`exkernel ingest --db NEW FILE` in a subprocess (NORMAL, as row (d) NORMAL): its
+    own reported time, from the first line read to the last commit; the process's whole
+    wall time is in the note."""
+    cmd = [*exkernel(), "ingest", "--db", str(db), "--synchronous", "NORMAL", str(file)]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    process_wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()}")
+    line = done.stdout.strip()
+    m = _INGEST_LINE.search(line)
+    if m is None or int(m.group(1)) != n:
+        raise RuntimeError(f"unexpected output from {' '.join(cmd)}: {line!r}")
+    note = f"process wall {process_wall:.2f} s"
+    return Measurement("g", "`exkernel ingest FILE`, NORMAL", n, float(m.group(2)), None, note)

@@ -28,7 +28,9 @@ from kernel import money
 from kernel.daemon.replay import decode_state, encode_state, load_state
 from kernel.daemon.writer import Writer
 from kernel.errors import LogError
-from kernel.snapshot import AccountSnapshotV2
+from kernel.reconcile import ReconcileConfig
+from kernel.snapshot import AccountSnapshotV2, project
+from kernel.state import GENESIS, fold
 
 T = 1_700_000_000_000_000_000
 
@@ -141,17 +143,30 @@ async def test_a_failed_append_leaves_state_and_log_as_before(tmp_path: Path) ->
     await log.close()
 
 
-async def test_snapshots_are_published_per_event_after_commit(tmp_path: Path) -> None:
+async def test_a_batch_publishes_its_last_snapshot_once_after_commit(tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
+    snaps: list[AccountSnapshotV2] = []
     log: EventLog
 
     def publish(s: AccountSnapshotV2) -> None:
         seen.append((s.seq, log.last_seq))
+        snaps.append(s)
 
     log, w = await open_writer(tmp_path / "ev.db", publish=publish)
     await w.ingest([BTC, DEPOSIT, fill("1")])
+    await w.ingest([fill("2")])
+    logged = [decode(r.payload) async for r in log.rows()]
     await log.close()
-    assert seen == [(1, 3), (2, 3), (3, 3)]  # each published once seq 3 was committed
+    assert seen == [(3, 3), (4, 4)]  # once per batch, after its commit
+    # What was not projected live is what an eager projection of each state gives.
+    cfg = ReconcileConfig()
+    state, eager = GENESIS, None
+    for seq, ev in enumerate(logged, 1):
+        state = fold(state, ev, seq)
+        eager = project(state, cfg, eager)
+        if seq == 3:
+            assert eager.reconcile == snaps[0].reconcile and eager.k == snaps[0].k
+    assert eager is not None and eager.reconcile == snaps[1].reconcile
 
 
 async def test_checkpoints_every_n_and_reopen_replays_only_the_tail(tmp_path: Path) -> None:

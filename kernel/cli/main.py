@@ -93,6 +93,7 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         writer = await Writer.open(log, clock=EventClock(), checkpoint_every=args.checkpoint_every)
         total = BatchResult(last_seq=log.last_seq)
+        started = time.perf_counter()
         batch: list[Event] = []
         stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
         with stream:
@@ -111,11 +112,13 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
                     batch = []
             if batch:
                 total.add(await writer.ingest(batch))
+        elapsed = time.perf_counter() - started
     finally:
         await log.close()
     print(
         f"appended {total.appended}  duplicate {total.duplicates}  conflict {total.conflicts}"
         f"  quarantined {total.quarantined}  last seq {total.last_seq}"
+        f"  in {elapsed:.3f} s ({total.received / max(elapsed, 1e-9):,.0f} lines/s)"
     )
     return 0
 

@@ -7,11 +7,17 @@ For each batch: stamp receive times, look the dedup keys up in the log, screen e
 event (duplicate: skip and count; same key with another payload: conflict, logged as
 `InputQuarantined`; inadmissible against the state: quarantined), fold the rest,
 then append them all in one transaction (with a checkpoint every `checkpoint_every`
-events). Snapshots are published only after the commit (`publish`, once per snapshot),
-then the batch is reported (`committed`, once per `ingest`, whoever called it: the
-writer loop with venue facts, or a submission running in the writer's task); if the
-append fails, the writer's state is as before the batch, because states are immutable
-values.
+events). Every event has its state, but only the batch's last is projected into a
+snapshot (the reconcile is most of a snapshot's cost), and that one snapshot is
+published after the commit (`publish`, once per batch that appended anything). Then
+the batch is reported (`committed`, once per `ingest`, whoever called it: the writer
+loop with venue facts, or a submission running in the writer's task). If the append
+fails, the writer's state is as before the batch, because states are immutable values.
+
+A state inside a batch is never reconciled live. Its reconcile is a function of that
+state alone, so `project(state)` gives the same snapshot on demand as it would have
+eagerly; that is how `exkernel snapshot --at SEQ` and `exkernel tail` show it.
+docs/snapshot.md says what is computed when.
 
 Receive times never go back: a stamp is `max(clock(), state.now)`, the newest
 `recv_ts` already folded, so a wall clock stepped back cannot date a fact before the
@@ -58,8 +64,10 @@ class BatchResult(msgspec.Struct, kw_only=True):
     fold_seconds: float = 0.0
     commit_seconds: float = 0.0
     #: The events appended, in log order (a conflict or an inadmissible event as the
-    #: quarantine that replaced it): the i-th published snapshot follows the i-th.
+    #: quarantine that replaced it); the batch's snapshot follows the last.
     events: list[Event] = []
+    #: Their dedup keys, in the same order.
+    keys: list[str] = []
 
     def add(self, other: BatchResult) -> None:
         self.received += other.received
@@ -116,8 +124,8 @@ class Writer:
         `log` must be open for writing (it then holds the writer lock). `clock` reads
         ns since the epoch; pass an `EventClock` for stamps that advance monotonically
         across wall-clock steps (a plain callable gets only the `state.now` floor).
-        `publish` gets each snapshot after its event is committed; `committed` gets each
-        `ingest`'s result after that batch's snapshots were published (both are plain
+        `publish` gets each batch's snapshot (of its last event) after the batch is
+        committed; `committed` gets each `ingest`'s result after that (both are plain
         calls in the writer's task: they must not block)."""
         money.require()
         state = await load_state(log)
@@ -151,10 +159,9 @@ class Writer:
         logged = await self.log.lookup([*keys, *legacy])
         seen: dict[str, tuple[int, Event]] = {}
         result = BatchResult(received=len(events))
-        state, snap = self.state, self.snapshot
+        state = self.state
         accepted: list[Event] = []
         accepted_keys: list[str] = []
-        snaps: list[AccountSnapshotV2] = []
         for ev, key in zip(stamped, keys, strict=True):
             # The common case, a new key, needs no lookup beyond the batch's first one.
             prior = await self._prior(key, seen, logged) if key in seen or key in logged else None
@@ -190,17 +197,17 @@ class Writer:
             if isinstance(ev, InputQuarantined) and ev.source != "dedup":
                 result.quarantined += 1
             state = fold(state, ev, state.seq + 1, key)
-            snap = project(state, self.reconcile_config, snap)
             seen[key] = (state.seq, ev)
             accepted.append(ev)
             accepted_keys.append(key)
-            snaps.append(snap)
         result.last_seq = state.seq
-        result.fold_seconds = time.perf_counter() - started
         if not accepted:
+            result.fold_seconds = time.perf_counter() - started
             if self._committed is not None:
                 self._committed(result)
             return result
+        snap = project(state, self.reconcile_config, self.snapshot)
+        result.fold_seconds = time.perf_counter() - started
         checkpoint = None
         if state.seq - self._last_checkpoint >= self._checkpoint_every:
             checkpoint = (state.seq, encode_state(state))
@@ -211,10 +218,9 @@ class Writer:
         if checkpoint is not None:
             self._last_checkpoint = state.seq
         result.appended = len(accepted)
-        result.events = accepted
+        result.events, result.keys = accepted, accepted_keys
         if self._publish is not None:
-            for s in snaps:
-                self._publish(s)
+            self._publish(snap)
         if self._committed is not None:
             self._committed(result)
         return result

@@ -71,7 +71,7 @@ class WriterLoop:
         self.batch_max = batch_max
         self.metrics = metrics
         self.log = log or structlog.get_logger("exkernel")
-        self._pending: list[AccountSnapshotV2] = []
+        self._published: AccountSnapshotV2 | None = None
         self._verdict: Verdict | None = None
         self._recorded: ReconcileResult | None = None
         self._event_counters: dict[str, Any] = {}
@@ -84,8 +84,9 @@ class WriterLoop:
                 else time.monotonic() - self._last_report)
 
     def published(self, snap: AccountSnapshotV2) -> None:
-        """The writer's callback, once per snapshot, after its event is committed."""
-        self._pending.append(snap)
+        """The writer's callback, once per batch, with the snapshot after its last event,
+        once the batch is committed."""
+        self._published = snap
 
     async def submit(self, fn: Callable[[Writer], Awaitable[T]]) -> T:
         """Run `fn(writer)` in the writer's task and return its result (or raise its
@@ -138,7 +139,7 @@ class WriterLoop:
                         break
                     batch.append(nxt)
                 if batch:
-                    self._pending.clear()
+                    self._published = None
                     await writer.ingest(batch)
                 if held is not None:
                     await self._run_submission(writer, held)
@@ -182,11 +183,20 @@ class WriterLoop:
     def committed(self, result: BatchResult) -> None:
         """The writer's callback, once per `ingest` (from this loop or a submission),
         after the batch's snapshots were published: logs, metrics, the hub."""
-        snaps, self._pending = self._pending, []
-        for snap, event in zip(snaps, result.events, strict=True):
-            self._logged(snap, event)
-        if snaps and self._writer is not None:
-            self.hub.committed(snaps[-1], self._writer.state.book, result.events)
+        snap, self._published = self._published, None
+        if snap is not None:
+            last = len(result.events) - 1
+            precision = Precision.of(snap)
+            for i, (event, key) in enumerate(zip(result.events, result.keys, strict=True)):
+                self._logged(event, key, snap.seq - last + i, precision,
+                             snap if i == last else None)
+            self._verdict_moved(snap)
+            if self.metrics is not None and snap.reconcile is not self._recorded:
+                # Snapshots share their result while no rule's inputs change.
+                self.metrics.record_reconcile(snap.reconcile)
+                self._recorded = snap.reconcile
+            if self._writer is not None:
+                self.hub.committed(snap, self._writer.state.book, result.events)
         m = self.metrics
         if m is None:
             return
@@ -199,8 +209,11 @@ class WriterLoop:
         m.queue_depth.set(self.queue.qsize())
         m.last_seq.set(result.last_seq)
 
-    def _logged(self, snap: AccountSnapshotV2, event: Event) -> None:
-        kind = snap.event_kind
+    def _logged(self, event: Event, key: str, seq: int, precision: Precision,
+                snap: AccountSnapshotV2 | None) -> None:
+        """One committed event's line; the batch's last (`snap` given) also carries the
+        verdict after it: the published snapshot's (no other state was reconciled)."""
+        kind: str = event.__struct_config__.tag  # type: ignore[assignment]
         if self.metrics is not None:
             counter = self._event_counters.get(kind)
             if counter is None:
@@ -209,10 +222,11 @@ class WriterLoop:
             counter.inc()
         if kind in _REPORTS:
             self._last_report = time.monotonic()
-        base = {"seq": snap.seq, "kind": kind, "event_id": snap.source_event_id,
-                "verdict": snap.reconcile.verdict.value}
+        base: dict[str, Any] = {"seq": seq, "kind": kind, "event_id": key}
+        if snap is not None:
+            base["verdict"] = snap.reconcile.verdict.value
         if kind in LOUD_KINDS:
-            line = fact_line(event, Precision.of(snap))
+            line = fact_line(event, precision)
             if line is None:
                 self.log.info("event", **base)
             else:
@@ -220,11 +234,6 @@ class WriterLoop:
                 self.log.info("event", **base, summary=summary, **fields)
         else:
             self.log.debug("event", **base)
-        self._verdict_moved(snap)
-        if self.metrics is not None and snap.reconcile is not self._recorded:
-            # Snapshots share their result while no rule's inputs change.
-            self.metrics.record_reconcile(snap.reconcile)
-            self._recorded = snap.reconcile
 
     def _verdict_moved(self, snap: AccountSnapshotV2) -> None:
         verdict = snap.reconcile.verdict
