@@ -233,20 +233,39 @@ def refresh(
     position. Only what those changes reach is recomputed."""
     valuations = k.valuations
     assets = set(touched)
-    if symbols is None or symbols:
+    if symbols is None:
         valuations = {}
         for key, pos in k.positions.items():
-            v = k.valuations.get(key)
-            if v is None or symbols is None or pos.symbol in symbols:
-                v = value(pos, instruments[pos.symbol], k.marks.get(pos.symbol),
-                          k.leverage.get(pos.symbol))
-                assets.add(v.asset)
+            v = value(pos, instruments[pos.symbol], k.marks.get(pos.symbol),
+                      k.leverage.get(pos.symbol))
+            assets.add(v.asset)
             valuations[key] = v
         for key, v in k.valuations.items():
             if key not in valuations:  # closed
                 assets.add(v.asset)
+    elif symbols:
+        # Copied only once a valuation changes: a mark of a symbol K holds no position
+        # in changes nothing derived, and keeps every mapping (and so every R4/R5 check).
+        # Keys keep the positions mapping's order (both add at the end, both drop).
+        old = valuations
+        for key, pos in k.positions.items():
+            if pos.symbol in symbols or key not in old:
+                v = value(pos, instruments[pos.symbol], k.marks.get(pos.symbol),
+                          k.leverage.get(pos.symbol))
+                if valuations is old:
+                    valuations = dict(old)
+                valuations[key] = v
+                assets.add(v.asset)
+        if len(valuations) > len(k.positions):  # every position has a valuation now
+            for key, v in old.items():
+                if key not in k.positions:  # closed
+                    if valuations is old:
+                        valuations = dict(old)
+                    del valuations[key]
+                    assets.add(v.asset)
     if not assets:
-        return msgspec.structs.replace(k, valuations=valuations)
+        return k if valuations is k.valuations else msgspec.structs.replace(
+            k, valuations=valuations)
     unrealized, notional, margin = k.unrealized_pnl, k.open_notional, k.used_margin
     if valuations is not k.valuations:
         unrealized, notional, margin = dict(unrealized), dict(notional), dict(margin)

@@ -123,6 +123,17 @@ def fold(state: AccountState, event: Event, seq: int, event_id: str | None = Non
     `event_id` is the event's dedup key, when the caller has it at hand."""
     if seq != state.seq + 1:
         raise InvariantViolation(f"fold expected seq {state.seq + 1}, got {seq}")
+    if type(event) is MarkPriceObserved:
+        # The most frequent event: one copy of the state, not two.
+        return msgspec.structs.replace(
+            state,
+            seq=seq,
+            event_id=event.dedup_key if event_id is None else event_id,
+            event_kind="mark_price_observed",
+            event_ts=event.venue_ts,
+            now=max(state.now, event.recv_ts),
+            k=ledger.apply_mark(state.k, event.symbol, event.price, state.instruments),
+        )
     s = msgspec.structs.replace(
         state,
         seq=seq,
@@ -135,9 +146,7 @@ def fold(state: AccountState, event: Event, seq: int, event_id: str | None = Non
         case OrderFilled():
             return _fill(s, event)
         case MarkPriceObserved():
-            return msgspec.structs.replace(
-                s, k=ledger.apply_mark(s.k, event.symbol, event.price, s.instruments)
-            )
+            raise AssertionError("folded above")
         case FundingSettled():
             k = ledger.apply_cash(s.k, event.asset, event.amount, "funding", s.instruments)
             return _moved_wallets(msgspec.structs.replace(s, k=k), event, (event.asset,))
@@ -207,14 +216,14 @@ def _fill(s: AccountState, fill: OrderFilled) -> AccountState:
     moment = Moment(fill.venue_ts, fill.recv_ts)
     moved: tuple[str, ...]
     key = fill.symbol
+    position_moved, asset_moved = s.position_moved, s.asset_moved
     if inst.instrument_kind == "spot":
         moved = (inst.base, inst.quote, fill.fee_currency)
     else:
         moved = (inst.settle, fill.fee_currency)
         key = position_key(fill.symbol, fill.position_side)
-        position_moved = _moved(s.position_moved, (key,), moment)
-        asset_moved = _moved(s.asset_moved, (inst.settle,), moment)
-        s = msgspec.structs.replace(s, position_moved=position_moved, asset_moved=asset_moved)
+        position_moved = _moved(position_moved, (key,), moment)
+        asset_moved = _moved(asset_moved, (inst.settle,), moment)
     check = FillCheck(
         dedup_key=fill.dedup_key,
         symbol=fill.symbol,
@@ -226,8 +235,10 @@ def _fill(s: AccountState, fill: OrderFilled) -> AccountState:
     )
     mismatches = _recheck(s.fill_mismatches, check, booked.repriced, settle)
     book = s.book if fill.client_order_id is None else orders.fill(s.book, fill)
-    s = msgspec.structs.replace(s, k=k, last_fill=check, fill_mismatches=mismatches, book=book)
-    return _moved_wallets(s, fill, moved)
+    return msgspec.structs.replace(
+        s, k=k, last_fill=check, fill_mismatches=mismatches, book=book,
+        position_moved=position_moved, asset_moved=asset_moved,
+        wallet_moved=_moved(s.wallet_moved, moved, moment))
 
 
 def fill_agrees(kernel: Decimal, venue: Decimal, asset: AssetDefined | None) -> bool:

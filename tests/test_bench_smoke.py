@@ -41,3 +41,30 @@ def test_quick_run_prints_every_benchmark_row(tmp_path: Path) -> None:
     missing = [row for row in ROWS if row not in done.stdout]
     assert not missing, f"rows missing from the output:\n{done.stdout}"
     assert "| (f) RSS growth" in done.stdout
+
+
+def test_quick_restart_prints_every_row(tmp_path: Path) -> None:
+    """`python -m bench.restart --quick`: the build, the floors, every daemon run."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.restart", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = (
+        "| Writer.ingest, NORMAL, batches of 1,000, fresh process | 200,000 |",
+        "| events ingested | builder VmRSS MB |",
+        "| spawn → exit: interpreter + `exkernel run`'s imports | 3 |",
+        "| load_state(log): checkpoint + tail | 3 |",
+        "| load_state(log, N-1): checkpoint + worst tail | 3 |",
+        "| 1 | 0 |",
+        "| 3 | 0 |",
+        "| 4: worst tail | 9,999 |",
+        "| restart to READY=1, tail 9,999 |",
+    )
+    missing = [row for row in rows if row not in done.stdout]
+    assert not missing, f"rows missing from the output:\n{done.stdout}"
+    assert not list(tmp_path.glob("restart-*")), "the scratch state dir is left behind"

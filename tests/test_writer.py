@@ -348,3 +348,48 @@ async def test_a_funding_payment_logged_under_its_legacy_key_is_not_booked_again
         assert writer.state.k.funding == {"USDT": Decimal("0.75")}
     finally:
         await log.close()
+
+
+async def test_a_batch_not_waited_for_is_folded_onto_and_published_once_committed(
+        tmp_path: Path) -> None:
+    seen: list[tuple[str, int, int]] = []
+    log: EventLog
+    log, w = await open_writer(
+        tmp_path / "ev.db",
+        publish=lambda s: seen.append(("publish", s.seq, log.last_seq)),
+        committed=lambda r: seen.append(("committed", r.last_seq, log.last_seq)))
+    first = await w.ingest([BTC, DEPOSIT, fill("1")], wait=False)
+    assert first.appended == 3 and w.in_flight
+    assert w.state.seq == 0 and seen == []  # readers see the committed state only
+    # The next batch dedups against the one in flight, and folds onto it.
+    second = await w.ingest([fill("1"), fill("2")], wait=False)
+    assert (second.appended, second.duplicates, second.last_seq) == (1, 1, 4)
+    assert w.state.seq == 3 and seen == [("publish", 3, 3), ("committed", 3, 3)]
+    await w.flush()
+    assert not w.in_flight and w.state.seq == 4
+    assert w.state.k.positions["BTCUSDT"].qty == 2
+    assert seen[2:] == [("publish", 4, 4), ("committed", 4, 4)]
+    assert await log.count() == 4
+    await log.close()
+
+
+async def test_a_failed_append_in_flight_fails_the_next_batch_and_leaves_both_out(
+        tmp_path: Path) -> None:
+    published: list[AccountSnapshotV2] = []
+    log, w = await open_writer(tmp_path / "ev.db", publish=published.append)
+    await w.ingest([BTC, DEPOSIT])
+    state = w.state
+    async with log._db.execute("PRAGMA page_count") as cur:
+        row = await cur.fetchone()
+    await log._db.execute(f"PRAGMA max_page_count = {row[0]}")
+    await w.ingest([fill(str(i)) for i in range(1, 2000)], wait=False)
+    with pytest.raises(LogError, match="append of 1999 events failed"):
+        await w.ingest([fill("5000")])
+    assert w.state is state and len(published) == 1 and not w.in_flight
+    assert log.last_seq == 2 and await log.count() == 2
+    await log._db.execute("PRAGMA max_page_count = 1073741823")
+    # The writer carries on from the committed state: the lost batches can come again.
+    r = await w.ingest([fill("1"), fill("5000")])
+    assert (r.appended, r.last_seq) == (2, 4)
+    assert w.state.k.positions["BTCUSDT"].qty == 2
+    await log.close()

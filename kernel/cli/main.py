@@ -108,10 +108,12 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
                 else:
                     batch.append(found)
                 if len(batch) >= INGEST_BATCH:
-                    total.add(await writer.ingest(batch))
+                    # The next batch is read and folded while this one commits.
+                    total.add(await writer.ingest(batch, wait=False))
                     batch = []
             if batch:
-                total.add(await writer.ingest(batch))
+                total.add(await writer.ingest(batch, wait=False))
+            await writer.flush()
         elapsed = time.perf_counter() - started
     finally:
         await log.close()
