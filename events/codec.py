@@ -104,11 +104,38 @@ def decode_logged(data: bytes | str) -> Event:
 
 
 def decode(data: bytes | str) -> Event:
-    """An event from outside; raises `msgspec.DecodeError` or `msgspec.ValidationError`."""
+    """An event from outside; raises `msgspec.DecodeError` or `msgspec.ValidationError`.
+
+    Stricter than the log's own decoding: no key twice in one object (msgspec keeps the
+    last), and every decimal written in JSON's number grammar. Both are checked on the
+    untyped tree: a key repeated is a key token the tree does not hold (only then is the
+    text parsed again, slowly, to name the key)."""
     event = decode_logged(data)
-    tree = json.loads(data, object_pairs_hook=_unique_keys)
+    raw = data.encode() if isinstance(data, str) else data
+    tree = _untyped.decode(raw)
+    if len(_KEY_TOKEN.findall(raw)) != _keys(tree):
+        json.loads(data, object_pairs_hook=_unique_keys)
+        raise msgspec.ValidationError("a key appears twice in one object")
     _plain_decimals(tree, _DECIMALS[type(event)], type(event).__name__)
     return event
+
+
+_untyped = msgspec.json.Decoder()
+# A JSON string followed by a colon: in valid JSON, exactly the object keys.
+_KEY_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"[ \t\n\r]*:', re.DOTALL)
+
+
+def _keys(tree: Any) -> int:
+    """How many keys the objects of `tree` hold, nested ones included."""
+    if isinstance(tree, dict):
+        n = len(tree)
+        for v in tree.values():
+            if isinstance(v, dict | list):
+                n += _keys(v)
+        return n
+    if isinstance(tree, list):
+        return sum(_keys(v) for v in tree if isinstance(v, dict | list))
+    return 0
 
 
 # A decimal as JSON writes a number: ASCII digits, no underscores, no spaces.

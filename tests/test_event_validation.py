@@ -655,6 +655,22 @@ def test_repeated_key_is_refused() -> None:
         decode(line)
 
 
+def test_repeated_key_in_a_nested_object_is_refused_and_named() -> None:
+    doc = dumps({"kind": "positions_reported", **VALID["positions_reported"]})
+    # The first position's qty, written twice.
+    line = doc.replace(b'"qty": ', b'"qty": "7", "qty": ', 1)
+    assert line != doc
+    with pytest.raises(msgspec.ValidationError, match="key 'qty' appears twice"):
+        decode(line)
+
+
+def test_a_value_that_looks_like_a_key_is_not_counted_as_one() -> None:
+    # Quotes, colons and backslashes inside strings: one key each, nothing repeated.
+    event = decode(dumps({"kind": "venue_connected", "venue_ts": 1,
+                          "venue": 'a\\":"venue":"b" : c'}))
+    assert event.venue == 'a\\":"venue":"b" : c'
+
+
 def test_distinct_fills_have_distinct_dedup_keys() -> None:
     base = {"kind": "order_filled", **VALID["order_filled"]}
     a = decode(dumps({**base, "symbol": "BTC/USDT:USDT", "trade_id": "1"}))
