@@ -32,6 +32,9 @@ def code_digest() -> str:
     h = hashlib.sha256()
     files = [ROOT / "bench" / "workload.py"]
     files += sorted((ROOT / "events").glob("*.py")) + sorted((ROOT / "kernel").glob("*.py"))
+    # The log's format and the checkpoints' encoding.
+    files += sorted((ROOT / "events" / "log").glob("*.py"))
+    files += [ROOT / "kernel" / "daemon" / "writer.py", ROOT / "kernel" / "daemon" / "replay.py"]
     for f in files:
         h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:12]

@@ -225,7 +225,7 @@ def _fill(s: AccountState, fill: OrderFilled) -> AccountState:
         position_moved = _moved(position_moved, (key,), moment)
         asset_moved = _moved(asset_moved, (inst.settle,), moment)
     check = FillCheck(
-        dedup_key=fill.dedup_key,
+        dedup_key=s.event_id,  # the fill's dedup key, as the fold was given it
         symbol=fill.symbol,
         asset=inst.settle if inst.instrument_kind != "spot" else inst.quote,
         kernel=booked.realized,

@@ -231,12 +231,14 @@ class WriterLoop:
         if snap is not None:
             base["verdict"] = snap.reconcile.verdict.value
         if kind in LOUD_KINDS:
+            # Input the kernel refused (malformed, inadmissible, a dedup conflict) is news.
+            log = self.log.warning if kind == "input_quarantined" else self.log.info
             line = fact_line(event, precision)
             if line is None:
-                self.log.info("event", **base)
+                log("event", **base)
             else:
                 summary, fields = line
-                self.log.info("event", **base, summary=summary, **fields)
+                log("event", **base, summary=summary, **fields)
         else:
             self.log.debug("event", **base)
 
