@@ -38,7 +38,8 @@ from events.facts import AssetDefined, InstrumentDefined, OrderFilled, position_
 from kernel.money import ONE, ZERO, q18, round_to
 from kernel.position import Booked, Entry, Position, Residual, book, trade
 
-__all__ = ["Booked", "KLedger", "Position", "Valuation", "apply_fill", "refresh", "trade"]
+__all__ = ["Booked", "KLedger", "Position", "Valuation", "apply_fill", "refresh", "settle",
+           "trade"]
 
 
 class Valuation(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -79,6 +80,11 @@ class KLedger(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     available_margin: dict[str, Decimal] = {}
     drawdown: dict[str, Decimal] = {}
     open_positions: int = 0
+    #: What `refresh` marked for `settle` to compute: the symbols whose positions
+    #: (or marks, or leverage) changed, None for all; the assets whose wallets changed.
+    #: Both empty in every ledger a snapshot, a checkpoint or a reader sees.
+    stale_symbols: frozenset[str] | None = frozenset()
+    stale_assets: frozenset[str] = frozenset()
 
 
 def _add(m: dict[str, Decimal], key: str, amount: Decimal) -> dict[str, Decimal]:
@@ -228,47 +234,68 @@ def refresh(
     touched: tuple[str, ...],
     symbols: tuple[str, ...] | None,
 ) -> KLedger:
-    """Recompute the derived figures after the wallets of `touched` assets and the
-    positions (or marks, or leverage) of `symbols` changed; `symbols=None` revalues every
-    position. Only what those changes reach is recomputed."""
-    valuations = k.valuations
-    assets = set(touched)
+    """K after the wallets of `touched` assets and the positions (or marks, or leverage)
+    of `symbols` changed (`symbols=None`: every position, e.g. new instrument rules).
+
+    The peak and drawdown of each touched wallet move now: they remember the path. The
+    figures that are a function of K's present alone (valuations, and per asset the
+    unrealized PnL, open notional, used margin, equity, available margin) are only
+    marked stale, and `settle` computes them: once per event, or once for a whole batch
+    of events (the writer's and the replay's way), with the same result."""
+    peak, drawdown = k.peak_capital, k.drawdown
+    if touched:
+        peak, drawdown = dict(peak), dict(drawdown)
+        for a in touched:
+            w = k.wallets.get(a, ZERO)
+            if a not in peak or w > peak[a]:
+                peak[a] = w
+            drawdown[a] = peak[a] - w
+    stale_symbols = k.stale_symbols
     if symbols is None:
+        stale_symbols = None
+    elif symbols and stale_symbols is not None and not stale_symbols.issuperset(symbols):
+        stale_symbols = stale_symbols.union(symbols)
+    stale_assets = k.stale_assets
+    if touched and not stale_assets.issuperset(touched):
+        stale_assets = stale_assets.union(touched)
+    return msgspec.structs.replace(k, peak_capital=peak, drawdown=drawdown,
+                                   stale_symbols=stale_symbols, stale_assets=stale_assets)
+
+
+def settle(k: KLedger, instruments: dict[str, InstrumentDefined]) -> KLedger:
+    """K with every figure `refresh` marked stale computed; `k` itself when none is.
+
+    Only what the stale marks reach is recomputed. The result depends on K's present
+    alone, not on how many events were settled at once: valuations follow the positions
+    mapping's order, per-asset figures are in asset order."""
+    symbols, touched = k.stale_symbols, k.stale_assets
+    if symbols is not None and not symbols and not touched:
+        return k
+    old = k.valuations
+    assets = set(touched)
+    valuations = old
+    if symbols is None or symbols:
         valuations = {}
+        changed = False
         for key, pos in k.positions.items():
-            v = value(pos, instruments[pos.symbol], k.marks.get(pos.symbol),
-                      k.leverage.get(pos.symbol))
-            assets.add(v.asset)
-            valuations[key] = v
-        for key, v in k.valuations.items():
-            if key not in valuations:  # closed
-                assets.add(v.asset)
-    elif symbols:
-        # Copied only once a valuation changes: a mark of a symbol K holds no position
-        # in changes nothing derived, and keeps every mapping (and so every R4/R5 check).
-        # Keys keep the positions mapping's order (both add at the end, both drop).
-        old = valuations
-        for key, pos in k.positions.items():
-            if pos.symbol in symbols or key not in old:
+            v = old.get(key)
+            if v is None or symbols is None or pos.symbol in symbols:
                 v = value(pos, instruments[pos.symbol], k.marks.get(pos.symbol),
                           k.leverage.get(pos.symbol))
-                if valuations is old:
-                    valuations = dict(old)
-                valuations[key] = v
                 assets.add(v.asset)
-        if len(valuations) > len(k.positions):  # every position has a valuation now
-            for key, v in old.items():
-                if key not in k.positions:  # closed
-                    if valuations is old:
-                        valuations = dict(old)
-                    del valuations[key]
-                    assets.add(v.asset)
-    if not assets:
-        return k if valuations is k.valuations else msgspec.structs.replace(
-            k, valuations=valuations)
+                changed = True
+            valuations[key] = v
+        for key, v in old.items():
+            if key not in valuations:  # closed
+                assets.add(v.asset)
+                changed = True
+        if not changed:
+            # Marks of symbols K holds no position in: every mapping is kept (and so is
+            # every R4/R5 check that reads them).
+            valuations = old
     unrealized, notional, margin = k.unrealized_pnl, k.open_notional, k.used_margin
-    if valuations is not k.valuations:
-        unrealized, notional, margin = dict(unrealized), dict(notional), dict(margin)
+    if valuations is not old:
+        totals: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
         for a in assets:
             u = n = mg = ZERO
             held = False
@@ -279,32 +306,32 @@ def refresh(
                     mg += v.margin
                     held = True
             if held:
-                unrealized[a], notional[a], margin[a] = u, n, mg
+                totals[a] = (u, n, mg)
+        keys = sorted((unrealized.keys() - assets) | totals.keys())
+        unrealized = {a: totals[a][0] if a in totals else unrealized[a] for a in keys}
+        notional = {a: totals[a][1] if a in totals else notional[a] for a in keys}
+        margin = {a: totals[a][2] if a in totals else margin[a] for a in keys}
+    equity, available = k.equity, k.available_margin
+    if assets:
+        equity, available = {}, {}
+        for a in sorted(k.equity.keys() | assets):
+            if a in assets:
+                equity[a] = k.wallets.get(a, ZERO) + unrealized.get(a, ZERO)
+                available[a] = equity[a] - margin.get(a, ZERO)
             else:
-                unrealized.pop(a, None)
-                notional.pop(a, None)
-                margin.pop(a, None)
-    equity, available = dict(k.equity), dict(k.available_margin)
-    peak, drawdown = k.peak_capital, k.drawdown
-    if touched:
-        peak, drawdown = dict(peak), dict(drawdown)
-    for a in assets:
-        w = k.wallets.get(a, ZERO)
-        equity[a] = w + unrealized.get(a, ZERO)
-        available[a] = equity[a] - margin.get(a, ZERO)
-        if a in touched:
-            if a not in peak or w > peak[a]:
-                peak[a] = w
-            drawdown[a] = peak[a] - w
+                equity[a], available[a] = k.equity[a], k.available_margin[a]
     return msgspec.structs.replace(
         k,
         valuations=valuations,
-        peak_capital=peak,
         unrealized_pnl=unrealized,
         open_notional=notional,
         used_margin=margin,
         equity=equity,
         available_margin=available,
-        drawdown=drawdown,
         open_positions=len(k.positions),
+        stale_symbols=_NONE_STALE,
+        stale_assets=_NONE_STALE,
     )
+
+
+_NONE_STALE: frozenset[str] = frozenset()

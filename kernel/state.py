@@ -117,10 +117,28 @@ class AccountState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 GENESIS = AccountState()
 
 
-def fold(state: AccountState, event: Event, seq: int, event_id: str | None = None
-         ) -> AccountState:
+def fold(state: AccountState, event: Event, seq: int, event_id: str | None = None, *,
+         settle: bool = True) -> AccountState:
     """The state after `event`, logged at `seq` (which must follow `state.seq`).
-    `event_id` is the event's dedup key, when the caller has it at hand."""
+    `event_id` is the event's dedup key, when the caller has it at hand.
+
+    With `settle=False`, K's figures that depend on its present alone (valuations and
+    what is summed from them: `kernel.ledger.settle`) are left for `settled` to compute
+    once, after a whole batch: the state is then for folding on, not for reading, until
+    `settled`. Settled after each event or after many, the state is the same."""
+    s = _fold(state, event, seq, event_id)
+    return settled(s) if settle else s
+
+
+def settled(state: AccountState) -> AccountState:
+    """`state` with K's stale figures computed (`kernel.ledger.settle`)."""
+    k = state.k
+    if not k.stale_assets and k.stale_symbols is not None and not k.stale_symbols:
+        return state
+    return msgspec.structs.replace(state, k=ledger.settle(k, state.instruments))
+
+
+def _fold(state: AccountState, event: Event, seq: int, event_id: str | None) -> AccountState:
     if seq != state.seq + 1:
         raise InvariantViolation(f"fold expected seq {state.seq + 1}, got {seq}")
     if type(event) is MarkPriceObserved:

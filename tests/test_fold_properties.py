@@ -36,7 +36,7 @@ from kernel.money import round_to
 from kernel.position import Position, trade
 from kernel.reconcile import ReconcileConfig
 from kernel.snapshot import project
-from kernel.state import GENESIS, AccountState, fold
+from kernel.state import GENESIS, AccountState, fold, settled
 
 S = 1_000_000_000
 CFG = ReconcileConfig()
@@ -186,6 +186,25 @@ def test_checkpoint_then_tail_equals_full_replay(events: list[Event], data: st.D
     for resumed, original in zip(tail, full[cut:], strict=True):
         assert ENCODE(resumed) == ENCODE(original)
         assert ENCODE(project(resumed, CFG)) == ENCODE(project(original, CFG))
+
+
+@SETTINGS
+@given(sequences, st.lists(st.integers(1, 12), min_size=1))
+def test_settling_once_per_batch_equals_settling_every_event(
+        events: list[Event], sizes: list[int]) -> None:
+    """What the writer and the replay do (K's valuations settled once per batch) gives,
+    at each batch's end, the very state and snapshot of the eager fold, byte for byte."""
+    eager = replay(events)
+    s, i, batch = GENESIS, 0, 0
+    while i < len(events):
+        size = sizes[batch % len(sizes)]
+        for e in events[i:i + size]:
+            s = fold(s, e, s.seq + 1, settle=False)
+        i, batch = min(i + size, len(events)), batch + 1
+        s = settled(s)
+        assert s.k.stale_symbols == frozenset() and not s.k.stale_assets
+        assert ENCODE(s) == ENCODE(eager[i - 1])
+        assert ENCODE(project(s, CFG)) == ENCODE(project(eager[i - 1], CFG))
 
 
 # --- (c) cash and PnL identities of linear perps ------------------------------------------

@@ -21,7 +21,7 @@ from events.codec import decode_logged as decode
 from events.log import Checkpoint, EventLog, state_hash
 from kernel import money
 from kernel.errors import CorruptLogError
-from kernel.state import GENESIS, AccountState, fold
+from kernel.state import GENESIS, AccountState, fold, settled
 
 _encoder = msgspec.msgpack.Encoder(decimal_format="string")
 _decoder = msgspec.msgpack.Decoder(AccountState)
@@ -88,5 +88,5 @@ async def _load(log: EventLog, until: int | None, use_checkpoints: bool) -> Acco
                 event = decode(payload)
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
                 raise CorruptLogError(f"event at seq {seq} does not decode: {e}", seq=seq) from e
-            state = fold(state, event, seq, key)
-    return state
+            state = fold(state, event, seq, key, settle=False)
+    return settled(state)  # K's valuations once, not per event: the same state

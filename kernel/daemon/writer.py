@@ -46,7 +46,7 @@ from kernel.daemon.clock import EventClock
 from kernel.daemon.replay import encode_state, load_state
 from kernel.reconcile import ReconcileConfig
 from kernel.snapshot import AccountSnapshotV2, project
-from kernel.state import AccountState, fold
+from kernel.state import AccountState, fold, settled
 
 Clock = Callable[[], int]
 Publish = Callable[[AccountSnapshotV2], None]
@@ -244,7 +244,8 @@ class Writer:
                     continue
             if isinstance(ev, InputQuarantined) and ev.source != "dedup":
                 result.quarantined += 1
-            state = fold(state, ev, state.seq + 1, key)
+            # K's valuations are computed once, for the batch's last state (`settled`).
+            state = fold(state, ev, state.seq + 1, key, settle=False)
             seen[key] = (state.seq, ev)
             accepted.append(ev)
             accepted_keys.append(key)
@@ -254,6 +255,7 @@ class Writer:
             await self.flush()  # announced in log order
             self._announce(result, None)
             return result
+        state = settled(state)
         snap = project(state, self.reconcile_config, prev)
         result.fold_seconds = time.perf_counter() - started
         await self.flush()  # appends are in log order; raises if the one in flight failed
