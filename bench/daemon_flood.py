@@ -1,19 +1,62 @@
-"""The whole daemon under a flood: `python -m bench.daemon_flood [--quick] [--no-profile]`.
+"""The whole daemon under a flood: `python -m bench.daemon_flood [--quick] [--loaded]`.
 
 In process: the real `Daemon` on a fresh state dir (a real SQLite file) with the embedded
 `SimVenue` pushing `flood_per_s` extra mark prices per second, the scripted trader off.
-Each step is a fresh daemon at one offered rate: warm up, then measure a window of a few
+Each step is a fresh daemon at one offered rate: get ready at 1,000/s (or less), set up
+the step's load, raise the flood to the step's rate, warm up, measure a window of a few
 seconds, then stop it (SIGTERM's path: stop the venue, drain the queue, checkpoint).
+
+Two sections, each run in two arms (`--arm`):
+
+* **latency at 1k/s**, `--runs` (5) runs in each durability mode (`kernel.synchronous`
+  NORMAL and FULL), interleaved: each run's p50/p99, and the worst p99 of the runs
+  against the target (≤ 2 ms);
+* **the ramp** (FULL): one step per offered rate, up to 40,000/s, well past saturation,
+  so the table shows whether the committed rate plateaus or collapses when offered more
+  than it takes; `--ramp-rounds` (2) ramps one after the other, each rate's row its best
+  round (noise only takes throughput away). Target: a step sustained at ≥ 20,000 events/s
+  committed.
+
+Arms: **plain** (no intents, no API client: the daemon and the flood) and **loaded**:
+before the flood is raised, `bench.intents` puts `--intents` (1,000) resting buy limits
+into the daemon (`specs`, `log_all`, `until_active`, with its config: the reconciler's
+token bucket opened, 1,000,000 USDT deposited so margin never refuses) and
+`bench.api_subscribers` attaches `--subscribers` (20) snapshot subscribers over the API's
+unix socket, in a child process (its `Clients`). The intents are *being worked*: the
+reconciler holds each as an ACTIVE order on the sim venue; it wakes on every snapshot and
+diffs all 1,000 every `tick_s` (0.5 s; a wake-up whose book is the one an idle diff
+already looked at returns at once, so a mark costs no diff). The flood is marks only, far
+from the limits (half the start price) and the intents do not follow the mark, so
+nothing of theirs moves: no amend, no fill. The subscribers read every frame they are
+sent (conflated snapshots, with all 1,000 intents and their orders in each); their own
+commit → receive delay is reported too (commit: the batch handed to the hub;
+`perf_counter_ns` in both processes, CLOCK_MONOTONIC).
 
 Per step: the rate the sim generated (offered), the rate committed to the log
 (`writer.state.seq` over the window), the daemon queue's depth at the end of the window and
 its maximum, whether it saturated (a `_put` found the queue at `kernel.queue_size`: the
 venue loop was back-pressured), the sim's own backlog (its unbounded internal queue), and
-the latency from `facts()` yielding an event to the daemon's publish hook having handed
-that event's snapshot to the hub (`time.perf_counter_ns` both ends, matched by dedup key;
-the marks' venue time is in ms and is not used).
+the latency of every event the venue emitted in the window:
 
-Two knobs of the bench, not of the kernel:
+* **emit → published** (the target): `perf_counter_ns` when the sim put the wire message
+  into its queue (what a socket would have delivered) to when the writer loop handed the
+  snapshot holding the event to the hub (after its commit; a batch is published once, by
+  its last snapshot, and every event in it counts). So it includes the adapter's parse,
+  the daemon's queue, the batch, dedup, fold, project, the commit and the fan-out's
+  notice. At saturation it also includes the sim's own backlog.
+* **yield → published**: the same end, from `facts()` yielding the parsed event: the
+  daemon's part alone.
+
+Where a step's time goes (both arms; hooks on the instance, each a `perf_counter_ns` pair):
+the reconciler's passes (`Reconciler.step`), the fan-out's passes (`Fanout.send_pass`)
+and the public snapshot's encoding inside them (the hub's encoder), and each batch's
+commit (`BatchResult.commit_seconds`, the wall time of `log.append`, ending at the
+publish), as spans a second, ms each, and share of the window's wall time; and the share
+of the slowest 1% of events' (above the step's p99) emit → published time spent in each.
+The loop thread's CPU (`time.thread_time`) and its time runnable but off CPU
+(`/proc/thread-self/schedstat`: another process had the core) are columns of the tables.
+
+Knobs of the bench, not of the kernel:
 
 * instruments: the sim floods at most one mark per instrument per venue millisecond (no two
   marks may share a dedup key), i.e. 1,000 × instruments per second; the default config's
@@ -25,28 +68,33 @@ Two knobs of the bench, not of the kernel:
   same order), so the load generator, which shares the daemon's event loop, costs less.
 * flood rate: the sim's clock task asks for int(elapsed × rate) marks and drops the
   fraction (at a 1 ms pace, 1,000/s asked gave ~750/s); the bench's venue carries the
-  fraction over, so the offered rate is the one asked for.
+  fraction over, so the offered rate is the one asked for. The rate is raised by
+  replacing the venue's `config` (its clock task reads `flood_per_s` on every run).
 * pace: the sim's clock task runs every `pace_s` (default its `tick_s`, 250 ms), so the
   flood would arrive in bursts of rate × pace, and only on the ms between the last tick
   and now (at the default pace, in phase with the ticks, 1,000/s asked with 2 instruments
   delivered ~150/s). The bench runs it every 1 ms: a smooth stream.
 
-Progress goes to stderr; a markdown table to stdout. A last section prints the top
-functions (own time) of a cProfile of a step at the lowest saturating rate, and its own
-time by component (main thread only: SQLite's own work runs in aiosqlite's thread).
+Progress goes to stderr; markdown tables to stdout. A last section prints the top
+functions (own time) of a cProfile of a plain step at the lowest saturating rate, and of a
+loaded step at 1k/s, with own time by component (main thread only: SQLite's own work runs
+in aiosqlite's thread; the subscribers run in their own process).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import cProfile
 import datetime
+import functools
 import io
 import os
 import platform
 import pstats
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -54,6 +102,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 
@@ -67,32 +116,71 @@ from kernel.daemon import logs
 from kernel.daemon.config import Config, load_config
 from kernel.daemon.metrics import Metrics
 from kernel.daemon.service import Daemon
+from kernel.daemon.writer import BatchResult
+from kernel.intents import IntentBook
 from kernel.snapshot import AccountSnapshotV2
+
+if TYPE_CHECKING:  # imported where used: both import this module at their top
+    from bench.api_subscribers import Clients
 
 OUT = Path(__file__).resolve().parent / "out"
 MAX_INSTRUMENTS = 50
 FAST_PACE_S = 0.001
 LATENCY_TARGET_MS = 2.0
-HEADER = ("| step | sync | instr | pace ms | flood/s asked | offered/s | committed/s | CPU %"
-          " | queue at end | queue max | saturated | sim backlog | p50 ms | p99 ms | max ms"
-          " | latencies |")
+RATE_TARGET = 20_000
+#: The flood while a step's daemon gets ready and its load is set up.
+SETUP_FLOOD = 1_000
+#: A saturated top rate committing at least this share of the ramp's peak is a plateau.
+PLATEAU = 0.9
+RATES = (1_000, 5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 35_000, 40_000)
+QUICK_RATES = (1_000, 20_000)
+HEADER = ("| step | sync | instr | pace ms | flood/s asked | offered/s | committed/s"
+          " | committed ÷ offered | CPU % | loop CPU % | loop waited for a CPU %"
+          " | queue at end | queue max | saturated | sim backlog"
+          " | p50 ms | p99 ms | max ms | yield→pub p99 ms | latencies |")
+
+
+STARTED = time.monotonic()
 
 
 def progress(msg: str) -> None:
-    print(f"[flood] {msg}", file=sys.stderr, flush=True)
+    print(f"[flood {time.monotonic() - STARTED:5.1f} s] {msg}", file=sys.stderr, flush=True)
+
+
+class StampedQueue(asyncio.Queue[object]):
+    """The sim's push queue, noting when each item was put: `taken_ns` is the put time of
+    the item `get` returned last (the venue's emit time of what `facts()` parses next)."""
+
+    taken_ns = 0
+
+    def _put(self, item: object) -> None:
+        super()._put((time.perf_counter_ns(), item))
+
+    def _get(self) -> object:
+        stamp, item = cast(tuple[int, object], super()._get())
+        self.taken_ns = stamp
+        return item
 
 
 class TimedVenue(SimVenue):
-    """SimVenue that stamps each event `facts()` yields and counts what the sim generates."""
+    """SimVenue that stamps each event: when the sim pushed its message and when `facts()`
+    yielded it (`emitted`, by dedup key); it counts what the sim generates."""
 
     def __init__(self, config: SimConfig, *, pace_s: float | None = None) -> None:
         super().__init__(config, pace_s=pace_s)
-        self.emitted: dict[str, int] = {}
+        self.emitted: dict[str, tuple[int, int]] = {}
         self.yielded = 0
         self.generated = 0
         self.engine.flood_marks = self._flood_marks  # type: ignore[method-assign]
         self._credit = 0.0
         self._credit_at: int | None = None
+
+    async def connect(self) -> None:
+        await super().connect()
+        # The clock task `connect` created has not run yet (no await since): nothing is
+        # queued. An early return (already connected) left the stamped queue in place.
+        if not isinstance(self._queue, StampedQueue):
+            self._queue = StampedQueue()
 
     def _flood_marks(self, now_ns: int, n: int) -> list[Msg]:
         """`SimEngine.flood_marks`, building only the `n` marks it returns.
@@ -126,14 +214,17 @@ class TimedVenue(SimVenue):
         super()._deliver(msgs, now)
 
     async def facts(self) -> AsyncIterator[Event]:
+        queue = self._queue
         async for event in super().facts():
             self.yielded += 1
-            self.emitted[event.dedup_key] = time.perf_counter_ns()
+            pushed = queue.taken_ns if isinstance(queue, StampedQueue) else 0
+            self.emitted[event.dedup_key] = (pushed, time.perf_counter_ns())
             yield event
 
 
 class TimedDaemon(Daemon):
-    """Daemon whose publish hook records yield-to-publish latency and whose `_put` notes
+    """Daemon whose writer loop, after handing each committed batch to the hub, records
+    every event's emit → published and yield → published latency, and whose `_put` notes
     each time the bounded queue was full (the venue loop had to wait)."""
 
     venue: TimedVenue
@@ -142,17 +233,29 @@ class TimedDaemon(Daemon):
                  metrics: Metrics | None = None) -> None:
         super().__init__(cfg, venue, state_dir, metrics=metrics)
         self.window: tuple[int, int] | None = None  # perf_counter_ns of its start and end
-        self.latencies: list[int] = []
+        #: (emitted, published) perf_counter_ns of each event emitted in the window.
+        self.samples: list[tuple[int, int]] = []
+        self.yield_latencies: list[int] = []  # ns
+        #: Each batch's `log.append` (the commit: aiosqlite's round trips, the fsync),
+        #: as (start, end) perf_counter_ns, its end taken as the publish.
+        self.commits: list[tuple[int, int]] = []
         self.full_puts = 0
         self.max_depth = 0
+        committed = self.writer_loop.committed  # what `Writer.open` will be handed
 
-    def _published(self, snap: AccountSnapshotV2) -> None:
-        super()._published(snap)
-        done = time.perf_counter_ns()
-        t0 = self.venue.emitted.pop(snap.source_event_id, None)
-        w = self.window
-        if t0 is not None and w is not None and w[0] <= t0 <= w[1]:
-            self.latencies.append(done - t0)
+        def timed(result: BatchResult) -> None:
+            committed(result)
+            done = time.perf_counter_ns()
+            if result.appended:
+                self.commits.append((done - round(result.commit_seconds * 1e9), done))
+            emitted, w = self.venue.emitted, self.window
+            for key in result.keys:
+                stamps = emitted.pop(key, None)
+                if stamps is not None and w is not None and w[0] <= stamps[0] <= w[1]:
+                    self.samples.append((stamps[0], done))
+                    self.yield_latencies.append(done - stamps[1])
+
+        self.writer_loop.committed = timed  # type: ignore[method-assign]
 
     async def _put(self, event: Event) -> None:
         q = self.queue
@@ -162,21 +265,139 @@ class TimedDaemon(Daemon):
         self.max_depth = max(self.max_depth, q.qsize())
 
 
+Span = tuple[int, int]
+
+
+class FloodDaemon(TimedDaemon):
+    """TimedDaemon with metrics (as `exkernel run` has them, not served) that also notes
+    when each batch reached the hub (commit times, for the subscribers' delay) and when
+    each reconciler pass, fan-out pass and public snapshot encoding ran."""
+
+    def __init__(self, cfg: Config, venue: TimedVenue, state_dir: Path) -> None:
+        super().__init__(cfg, venue, state_dir, metrics=Metrics())
+        self.committed_seq: list[int] = []
+        self.committed_ns: list[int] = []
+        self.hub.listen(self._at)
+        self.passes: list[Span] = []
+        self.fanouts: list[Span] = []
+        self.encodes: list[Span] = []
+        self.snapshot_bytes = 0
+        step = self.reconciler.step
+
+        async def timed_step(*, ticked: bool = True) -> None:
+            t = time.perf_counter_ns()
+            try:
+                await step(ticked=ticked)
+            finally:
+                self.passes.append((t, time.perf_counter_ns()))
+
+        self.reconciler.step = timed_step  # type: ignore[method-assign]
+        send_pass = self.api.fanout.send_pass
+
+        def timed_pass(now: float) -> bool:
+            t = time.perf_counter_ns()
+            try:
+                return send_pass(now)
+            finally:
+                self.fanouts.append((t, time.perf_counter_ns()))
+
+        self.api.fanout.send_pass = timed_pass  # type: ignore[method-assign]
+        encoder = self.hub._encoder
+
+        def timed_encoder(snap: AccountSnapshotV2, book: IntentBook) -> bytes:
+            t = time.perf_counter_ns()
+            body = encoder(snap, book)
+            self.encodes.append((t, time.perf_counter_ns()))
+            self.snapshot_bytes = len(body)
+            return body
+
+        self.hub._encoder = timed_encoder
+
+    def _at(self) -> None:
+        self.committed_seq.append(self.hub.seq)
+        self.committed_ns.append(time.perf_counter_ns())
+
+    def commit_ns(self, seq: int) -> int | None:
+        """When the batch holding `seq` was handed to the hub."""
+        i = bisect.bisect_left(self.committed_seq, seq)
+        return self.committed_ns[i] if i < len(self.committed_seq) else None
+
+
+@dataclass(frozen=True)
+class Load:
+    """The loaded arm's: intents ACTIVE on the venue, snapshot subscribers attached."""
+
+    intents: int
+    subscribers: int
+
+
+@dataclass
+class Busy:
+    """One kind of work inside the window: how often, how long, which spans."""
+
+    spans: list[Span]
+    seconds: float
+
+    @property
+    def per_s(self) -> float:
+        return len(self.spans) / self.seconds
+
+    @property
+    def mean_ms(self) -> float | None:
+        return (statistics.fmean(b - a for a, b in self.spans) / 1e6) if self.spans else None
+
+    @property
+    def max_ms(self) -> float | None:
+        return max(b - a for a, b in self.spans) / 1e6 if self.spans else None
+
+    @property
+    def share(self) -> float:
+        return sum(b - a for a, b in self.spans) / 1e9 / self.seconds
+
+    def inside(self, a: int, b: int) -> int:
+        """How much of [a, b] (ns) was spent in the spans (in start order)."""
+        i = max(0, bisect.bisect_left(self.spans, (a - self.longest, a)))
+        j = bisect.bisect_right(self.spans, (b, b))
+        return sum(max(0, min(z, b) - max(y, a)) for y, z in self.spans[i:j])
+
+    @functools.cached_property
+    def longest(self) -> int:
+        return max((b - a for a, b in self.spans), default=0)
+
+
+def within(spans: list[Span], t0: int, t1: int) -> list[Span]:
+    return [s for s in spans if t0 <= s[0] <= t1]
+
+
 @dataclass
 class Step:
     name: str
     sync: str
     pace_s: float
     flood: int
+    load: Load | None = None
     offered: float = 0.0
     committed: float = 0.0
     cpu_share: float = 0.0
+    loop_share: float = 0.0  # the event loop thread's CPU over wall, %
+    waited: float | None = None  # the loop thread's time runnable but off CPU over wall, %
     depth_end: int = 0
     depth_max: int = 0
     queue_size: int = 0
     full_puts: int = 0
     backlog: int = 0
-    latencies: list[int] = field(default_factory=list)
+    samples: list[Span] = field(default_factory=list)  # (emitted, published) ns
+    yields: list[int] = field(default_factory=list)  # yield → published, ns
+    active: int = 0  # intents ACTIVE at the end
+    sub_delays: list[int] = field(default_factory=list)  # commit → subscriber, ns
+    sub_pushes: float = 0.0  # frames a second per subscriber
+    sub_dead: int = 0  # subscribers that received nothing in the window
+    snapshot_bytes: int = 0
+    busy: dict[str, Busy] = field(default_factory=dict)
+
+    @property
+    def latencies(self) -> list[int]:
+        return [b - a for a, b in self.samples]
 
     @property
     def sustained(self) -> bool:
@@ -189,10 +410,20 @@ class Step:
         return self.full_puts > 0 or self.depth_max >= self.queue_size
 
     def pct(self, q: float) -> float | None:
-        if not self.latencies:
-            return None
-        xs = sorted(self.latencies)
-        return xs[min(len(xs) - 1, int(q * len(xs)))] / 1e6
+        return pct(self.latencies, q)
+
+    def tail(self) -> list[Span]:
+        """The samples slower than the step's p99."""
+        p99 = self.pct(0.99)
+        return [] if p99 is None else [(a, b) for a, b in self.samples if b - a > p99 * 1e6]
+
+
+def pct(xs: list[int], q: float) -> float | None:
+    """The q-quantile of `xs` (ns), in ms."""
+    if not xs:
+        return None
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))] / 1e6
 
 
 def instruments(n: int) -> tuple[SimInstrument, ...]:
@@ -221,13 +452,37 @@ def config(flood: int, sync: str) -> Config:
     )
 
 
-async def run_step(name: str, flood: int, sync: str, pace_s: float, warmup: float,
-                   seconds: float, scratch: Path,
+def loaded_config(flood: int, sync: str) -> Config:
+    """`bench.intents`' config (the same sim, the token bucket opened, deposits that
+    margin never refuses) at `sync`."""
+    from bench import intents
+
+    base = intents.config(flood)
+    return msgspec.structs.replace(
+        base, kernel=msgspec.structs.replace(base.kernel, synchronous=sync))
+
+
+async def set_up(daemon: FloodDaemon, load: Load) -> Clients | None:
+    """`load.intents` working intents ACTIVE, then the subscribers attached and caught up."""
+    from bench import api_subscribers, intents
+
+    batch = intents.specs(daemon.cfg, load.intents, prefix="w")
+    await intents.log_all(daemon, batch)
+    await intents.until_active(daemon, [s.intent_id for s in batch])
+    if not load.subscribers:
+        return None
+    return await api_subscribers.Clients.start(daemon.api.socket_path, "snapshots",
+                                               load.subscribers)
+
+
+async def run_step(name: str, flood: int, sync: str, warmup: float, seconds: float,
+                   scratch: Path, load: Load | None = None,
                    profile: cProfile.Profile | None = None) -> Step:
-    cfg = config(flood, sync)
-    venue = TimedVenue(cfg.venue.sim, pace_s=pace_s)
+    cfg = config(flood, sync) if load is None else loaded_config(flood, sync)
+    sim = msgspec.structs.replace(cfg.venue.sim, flood_per_s=min(flood, SETUP_FLOOD))
+    venue = TimedVenue(sim, pace_s=FAST_PACE_S)
     state_dir = Path(tempfile.mkdtemp(dir=scratch, prefix="state-"))
-    daemon = TimedDaemon(cfg, venue, state_dir, metrics=Metrics())
+    daemon = FloodDaemon(cfg, venue, state_dir)
     run = asyncio.create_task(daemon.run(), name="daemon")
     ready = asyncio.create_task(daemon.ready.wait())
     await asyncio.wait({ready, run}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
@@ -235,36 +490,101 @@ async def run_step(name: str, flood: int, sync: str, pace_s: float, warmup: floa
         ready.cancel()
         daemon.stop()
         raise RuntimeError(f"the daemon did not get ready: {await run!r}")
+    clients: Clients | None = None
+    try:
+        if load is not None:
+            clients = await set_up(daemon, load)
+        while daemon.queue.qsize() > 100:  # the setup's backlog
+            await asyncio.sleep(0.05)
+        venue.config = cfg.venue.sim  # the step's rate
+        step = await measure(name, daemon, sync, flood, warmup, seconds, profile)
+        step.load = load
+        if clients is not None:
+            got = await clients.stop()
+            clients = None
+            t0, t1 = daemon.window or (0, 0)
+            step.sub_delays = sub_delays(daemon, got["seen"], t0, t1)
+            counts = [sum(1 for _, at in sub if t0 <= at <= t1) for sub in got["seen"]]
+            step.sub_pushes = sum(counts) / len(counts) / seconds
+            step.sub_dead = sum(1 for c in counts if c == 0)
+        assert daemon._writer is not None
+        step.active = sum(o.status == "ACTIVE"
+                          for o in daemon._writer.state.book.orders.values())
+    finally:
+        if clients is not None:  # failed midway
+            clients.proc.kill()
+            await clients.proc.wait()
+        daemon.stop()
+        code = await asyncio.wait_for(run, 120)
+    assert code == 0, f"daemon exited {code}"
+    if load is not None:
+        assert step.active == load.intents, f"{step.active} intents ACTIVE, not {load.intents}"
+    # The drain published the window's last events: their samples are in.
+    step.samples, step.yields = daemon.samples, daemon.yield_latencies
+    t0, t1 = daemon.window or (0, 0)
+    wall = (t1 - t0) / 1e9
+    step.busy = {"reconciler": Busy(within(daemon.passes, t0, t1), wall),
+                 "fanout": Busy(within(daemon.fanouts, t0, t1), wall),
+                 "encode": Busy(within(daemon.encodes, t0, t1), wall),
+                 "commit": Busy(within(daemon.commits, t0, t1), wall)}
+    step.snapshot_bytes = daemon.snapshot_bytes
+    for f in state_dir.iterdir():
+        f.unlink()
+    state_dir.rmdir()
+    return step
+
+
+async def measure(name: str, daemon: FloodDaemon, sync: str, flood: int, warmup: float,
+                  seconds: float, profile: cProfile.Profile | None) -> Step:
     await asyncio.sleep(warmup)
     assert daemon._writer is not None
-    writer = daemon._writer
+    writer, venue = daemon._writer, daemon.venue
     seq0, gen0, full0 = writer.state.seq, venue.generated, daemon.full_puts
     daemon.max_depth = daemon.queue.qsize()
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    daemon.window = (time.perf_counter_ns(), time.perf_counter_ns() + int(seconds * 1e9))
+    t0, cpu0, loop0, wait0 = (time.perf_counter(), time.process_time(), time.thread_time(),
+                              run_queue_ns())
+    start = time.perf_counter_ns()
+    daemon.window = (start, start + int(seconds * 1e9))
     if profile is not None:
         profile.enable()
     await asyncio.sleep(seconds)
     if profile is not None:
         profile.disable()
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    step = Step(
-        name=name, sync=sync, pace_s=pace_s, flood=flood,
+    loop, wait1 = time.thread_time() - loop0, run_queue_ns()  # this task: the loop's thread
+    daemon.window = (start, time.perf_counter_ns())
+    return Step(
+        name=name, sync=sync, pace_s=FAST_PACE_S, flood=flood,
         offered=(venue.generated - gen0) / wall,
         committed=(writer.state.seq - seq0) / wall,
-        cpu_share=100 * cpu / wall,
+        cpu_share=100 * cpu / wall, loop_share=100 * loop / wall,
+        waited=None if wait0 is None or wait1 is None else (wait1 - wait0) / 1e7 / wall,
         depth_end=daemon.queue.qsize(), depth_max=daemon.max_depth,
-        queue_size=cfg.kernel.queue_size, full_puts=daemon.full_puts - full0,
+        queue_size=daemon.cfg.kernel.queue_size, full_puts=daemon.full_puts - full0,
         backlog=venue._queue.qsize(),
     )
-    daemon.stop()
-    code = await asyncio.wait_for(run, 120)  # drains the queue: the window's events publish
-    assert code == 0, f"daemon exited {code}"
-    step.latencies = daemon.latencies
-    for f in state_dir.iterdir():
-        f.unlink()
-    state_dir.rmdir()
-    return step
+
+
+def run_queue_ns() -> int | None:
+    """How long this thread has waited runnable for a CPU (Linux schedstat), ns: on a
+    shared machine, the time another process had the core."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def sub_delays(d: FloodDaemon, seen: list[list[list[int]]], t0: int, t1: int) -> list[int]:
+    """Commit → subscriber of each frame the subscribers got of a batch committed in
+    [t0, t1] (as `bench.api_subscribers` measures it)."""
+    out = []
+    for sub in seen:
+        for seq, at in sub:
+            c = d.commit_ns(seq)
+            if c is not None and t0 <= c <= t1:
+                out.append(at - c)
+    return out
 
 
 COMPONENTS = (
@@ -278,14 +598,25 @@ COMPONENTS = (
     ("asyncio", "asyncio"),
     ("~", "C builtins (decimal, msgspec, sqlite3 calls, select, ...)"),
 )
+#: The loaded arm's profile: the modules its load runs apart, then the rest as above.
+LOADED_COMPONENTS = (
+    ("/kernel/public.py", "kernel/public.py (the public snapshot)"),
+    ("/kernel/locks.py", "kernel/locks.py (locks of working intents)"),
+    ("/kernel/daemon/hub.py", "kernel/daemon/hub.py"),
+    ("/kernel/daemon/subscribers.py", "kernel/daemon/subscribers.py (fan-out)"),
+    ("/kernel/diff.py", "kernel/diff.py (the reconciler's diff)"),
+    ("/kernel/daemon/reconciler.py", "kernel/daemon/reconciler.py"),
+    ("websockets", "websockets"),
+    *COMPONENTS,
+)
 
 
-def components(stats: pstats.Stats) -> str:
+def components(stats: pstats.Stats, keys: tuple[tuple[str, str], ...] = COMPONENTS) -> str:
     """Own time summed by where the function lives."""
     total: dict[str, float] = {}
     raw = stats.stats  # type: ignore[attr-defined]
     for (path, _line, _name), (_cc, _nc, tt, _ct, _callers) in raw.items():
-        label = next((lbl for key, lbl in COMPONENTS if key in path), "other Python")
+        label = next((lbl for key, lbl in keys if key in path), "other Python")
         total[label] = total.get(label, 0.0) + tt
     whole = sum(total.values()) or 1.0
     lines = ["| component | own s | share |", "|---|---:|---:|"]
@@ -299,111 +630,279 @@ def fmt(x: float | None, spec: str = ".2f") -> str:
 
 
 def table(steps: list[Step]) -> str:
-    lines = [HEADER, "|---|---|" + "---:|" * 8 + "---|" + "---:|" * 5]
+    lines = [HEADER, "|---|---|" + "---:|" * 11 + "---|" + "---:|" * 6]
     for s in steps:
+        lat = s.latencies
         lines.append(
             f"| {s.name} | {s.sync} | {instrument_count(s.flood)} | {s.pace_s * 1000:g}"
-            f" | {s.flood:,} | {s.offered:,.0f}"
-            f" | {s.committed:,.0f} | {s.cpu_share:.0f} | {s.depth_end:,} | {s.depth_max:,}"
+            f" | {s.flood:,} | {s.offered:,.0f} | {s.committed:,.0f}"
+            f" | {s.committed / s.offered if s.offered else 0:.2f} | {s.cpu_share:.0f}"
+            f" | {s.loop_share:.0f} | {fmt(s.waited, '.0f')}"
+            f" | {s.depth_end:,} | {s.depth_max:,}"
             f" | {'yes' if s.saturated else 'no'} | {s.backlog:,} | {fmt(s.pct(0.50))}"
-            f" | {fmt(s.pct(0.99))} | {fmt(max(s.latencies) / 1e6 if s.latencies else None)}"
-            f" | {len(s.latencies):,} |")
+            f" | {fmt(s.pct(0.99))} | {fmt(max(lat) / 1e6 if lat else None)}"
+            f" | {fmt(pct(s.yields, 0.99))} | {len(lat):,} |")
     return "\n".join(lines)
 
 
-def summary(ramp: list[Step], one_k: list[Step]) -> str:
-    ok = [s for s in ramp if s.sustained]
-    best = max(ok, key=lambda s: s.committed) if ok else None
-    sat = [s for s in ramp if s.saturated]
+def mean_max(b: Busy) -> str:
+    return "" if not b.spans else f"{fmt(b.mean_ms)} / {fmt(b.max_ms)}"
+
+
+def where_table(steps: list[Step]) -> str:
+    """Per step: the load, the subscribers' delay, and where the loop's time went."""
+    lines = ["| step | sync | intents ACTIVE | subscribers | frames/s per sub"
+             " | commit→sub p50 ms | p99 ms | snapshot KB | encodes/s | ms an encode (mean / max)"
+             " | fan-out % of wall | reconciler steps/s | ms a step (mean / max)"
+             " | commits/s | ms a commit (mean / max) | tail over p99 | its time in encodes"
+             " | in fan-out passes | in reconciler steps | in commits |",
+             "|---|---|" + "---:|" * 18]
+    for s in steps:
+        enc, fan, rec, com = (s.busy[k] for k in ("encode", "fanout", "reconciler", "commit"))
+        tail = s.tail()
+
+        def share(b: Busy, tail: list[Span] = tail) -> str:
+            """The part of the slow events' emit → published time spent in `b`."""
+            if not tail:
+                return ""
+            return f"{sum(b.inside(a, z) for a, z in tail) / sum(z - a for a, z in tail):.0%}"
+
+        subs = s.load.subscribers if s.load else 0
+        dead = f" ({s.sub_dead} got nothing)" if s.sub_dead else ""
+        lines.append(
+            f"| {s.name} | {s.sync} | {s.active:,} | {subs}{dead}"
+            f" | {fmt(s.sub_pushes, '.0f') if subs else ''}"
+            f" | {fmt(pct(s.sub_delays, 0.5))} | {fmt(pct(s.sub_delays, 0.99))}"
+            f" | {fmt(s.snapshot_bytes / 1024 if s.snapshot_bytes else None, '.0f')}"
+            f" | {enc.per_s:,.0f} | {mean_max(enc)} | {100 * fan.share:.1f}"
+            f" | {rec.per_s:,.0f} | {mean_max(rec)} | {com.per_s:,.0f} | {mean_max(com)}"
+            f" | {len(tail)} | {share(enc)} | {share(fan)} | {share(rec)} | {share(com)} |")
+    return "\n".join(lines)
+
+
+def arm(s: Step) -> str:
+    return "plain" if s.load is None else (
+        f"loaded ({s.load.intents:,} intents, {s.load.subscribers} subs)")
+
+
+def worst(values: list[float | None]) -> float | None:
+    return max((v for v in values if v is not None), default=None)
+
+
+def latency_summary(steps: list[Step]) -> str:
+    lines = ["| arm | sync | runs | p50 ms by run | p99 ms by run | worst p99 ms"
+             " | target ≤ 2 ms | yield→pub worst p99 ms | commit→sub worst p99 ms |",
+             "|---|---|---:|---|---|---:|---|---:|---:|"]
+    for label in dict.fromkeys(arm(s) for s in steps):
+        for sync in ("NORMAL", "FULL"):
+            runs = [s for s in steps if arm(s) == label and s.sync == sync]
+            if not runs:
+                continue
+            p99s = [s.pct(0.99) for s in runs]
+            top = worst(p99s)
+            met = top is not None and top <= LATENCY_TARGET_MS
+            yields = worst([pct(s.yields, 0.99) for s in runs])
+            subs = worst([pct(s.sub_delays, 0.99) for s in runs])
+            lines.append(
+                f"| {label} | {sync} | {len(runs)}"
+                f" | {', '.join(fmt(s.pct(0.5)) for s in runs)}"
+                f" | {', '.join(fmt(p) for p in p99s)} | **{fmt(top)}**"
+                f" | {'met' if met else 'NOT met'} | {fmt(yields)} | {fmt(subs)} |")
+    return "\n".join(lines)
+
+
+def ramp_summary(ramp: list[Step]) -> str:
     lines = []
-    if best is not None:
-        lines.append(f"- highest rate sustained (not saturated, committed ≥ 97% of offered,"
-                     f" queue at end ≤ 10% of queue_size): {best.committed:,.0f} events/s"
-                     f" committed (flood {best.flood:,}/s asked, {best.sync})")
-    if sat:
-        top = max(sat, key=lambda s: s.committed)
-        lines.append(f"- saturated: from flood {min(s.flood for s in sat):,}/s asked; at most"
-                     f" {top.committed:,.0f} events/s committed ({top.name})")
-    else:
-        lines.append("- the queue never saturated in this ramp")
-    for s in one_k:
-        p99 = s.pct(0.99)
-        met = p99 is not None and p99 <= LATENCY_TARGET_MS
-        lines.append(f"- p99 yield→publish at 1k/s, {s.sync}, pace {s.pace_s * 1000:g} ms:"
-                     f" {fmt(p99)} ms (target ≤ {LATENCY_TARGET_MS:g} ms:"
-                     f" {'met' if met else 'NOT met'})")
+    for label in dict.fromkeys(arm(s) for s in ramp):
+        steps = [s for s in ramp if arm(s) == label]
+        ok = [s for s in steps if s.sustained]
+        best = max(ok, key=lambda s: s.committed) if ok else None
+        sat = [s for s in steps if s.saturated]
+        met = best is not None and best.committed >= RATE_TARGET
+        lines.append(f"- {label}: highest rate sustained (not saturated, committed ≥ 97% of"
+                     " offered, queue at end ≤ 10% of queue_size): " + (
+                         "none" if best is None else
+                         f"**{best.committed:,.0f} events/s** committed (flood"
+                         f" {best.flood:,}/s asked, {best.sync})")
+                     + f" (target ≥ {RATE_TARGET:,}: {'met' if met else 'NOT met'})")
+        if not sat:
+            lines.append(f"- {label}: the queue never saturated in this ramp")
+            continue
+        peak = max(steps, key=lambda s: s.committed)
+        top = max(steps, key=lambda s: s.flood)
+        ratio = top.committed / peak.committed if peak.committed else 0.0
+        shape = "plateau" if ratio >= PLATEAU else "collapse"
+        lines.append(
+            f"- {label}: saturated from flood {min(s.flood for s in sat):,}/s asked; peak"
+            f" {peak.committed:,.0f} events/s committed ({peak.name}); at the top rate"
+            f" ({top.flood:,}/s asked) {top.committed:,.0f}/s, {ratio:.0%} of the peak:"
+            f" **{shape}** (a plateau keeps ≥ {PLATEAU:.0%})")
     return "\n".join(lines)
 
 
-def header(args: argparse.Namespace, seconds: float) -> str:
+def header(seconds: float, warmup: float, load: Load | None, load_avg: tuple[float, ...]) -> str:
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    cmd = "python -m bench.daemon_flood" + (" --quick" if args.quick else "")
+    cmd = " ".join([".venv/bin/python -m bench.daemon_flood", *sys.argv[1:]])
     return "\n".join([
         f"- command: `{cmd}`",
         f"- date: {now}",
-        f"- machine: {os.cpu_count()} CPUs, {platform.machine()}, {platform.platform()}",
+        f"- machine: {os.cpu_count()} CPUs, {platform.machine()}, {platform.platform()};"
+        f" load average at the start {', '.join(f'{x:.2f}' for x in load_avg)} (1, 5, 15"
+        f" min), at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
         "- sim: `instr` linear perpetuals (the flood's cap is 1,000/s per instrument; one"
         " mark each per 250 ms tick besides), trader disabled, no faults; default kernel"
-        " config (queue_size 10,000, batch_max 1,000) except `synchronous`; logs at info"
-        " (JSON to /dev/null), metrics on (not served);"
-        f" window {seconds:g} s per step after a warm-up",
+        " config (queue_size 10,000, batch_max 1,000, reconciler on) except `synchronous`;"
+        " logs at info (JSON to /dev/null), metrics on (not served)",
+        f"- each step: a fresh daemon, ready at ≤ {SETUP_FLOOD:,}/s, its load set up, the"
+        f" flood raised, {warmup:g} s warm-up, a {seconds:g} s window",
+        *([] if load is None else [
+            f"- loaded arm: {load.intents:,} resting limit intents ACTIVE (bench.intents;"
+            " the token bucket opened, 1,000,000 USDT deposited), then"
+            f" {load.subscribers} snapshot subscribers on the unix socket in a child"
+            " process (bench.api_subscribers)"]),
+        "- latency: p50/p99/max are venue emit (the sim's push) → the snapshot holding the"
+        " event handed to the hub; yield→pub starts at `facts()` yielding it",
     ])
 
 
+def profile_text(title: str, prof: cProfile.Profile, top: int,
+                 keys: tuple[tuple[str, str], ...]) -> str:
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    text = out.getvalue()
+    return "\n".join([title, "", "```", text[text.find("   ncalls"):].rstrip(), "```", "",
+                      components(pstats.Stats(prof), keys)])
+
+
+async def interleaved(specs: list[tuple[str, int, str, Load | None]], warmup: float,
+                      seconds: float, scratch: Path) -> list[Step]:
+    out = []
+    for name, flood, sync, load in specs:
+        progress(f"{name}: flood {flood:,}/s, {sync}")
+        out.append(await run_step(name, flood, sync, warmup, seconds, scratch, load))
+    return out
+
+
 async def main_async(args: argparse.Namespace, scratch: Path) -> None:
+    load_avg = os.getloadavg()
     seconds, warmup = (1.0, 0.3) if args.quick else (4.0, 1.0)
-    rates = [1_000, 5_000, 20_000] if args.quick else [
-        1_000, 5_000, 10_000, 15_000, 20_000, 30_000, 40_000]
-    one_k: list[Step] = []
-    for sync in ("NORMAL", "FULL"):
-        progress(f"1k/s, {sync}, pace {FAST_PACE_S * 1000:g} ms")
-        one_k.append(await run_step("1k latency", 1_000, sync, FAST_PACE_S, warmup, seconds,
-                                    scratch))
+    load = Load(args.intents, args.subscribers)
+    arms: list[tuple[str, Load | None]] = [("", None), (", loaded", load)]
+    arms = [a for a in arms if args.arm == "both" or (a[1] is None) == (args.arm == "plain")]
+    lat_specs = [(f"1k run {r}{suffix}", 1_000, sync, ld)
+                 for r in range(1, args.runs + 1) for suffix, ld in arms
+                 for sync in ("NORMAL", "FULL")]
+    ramp_specs = [(f"ramp {rate / 1000:g}k{suffix}", rate, "FULL", ld)
+                  for rate in args.rates for suffix, ld in arms]
+    one_k = await interleaved(lat_specs, warmup, seconds, scratch) \
+        if args.only in (None, "latency") else []
     ramp: list[Step] = []
-    for rate in rates:
-        progress(f"ramp: flood {rate:,}/s, FULL")
-        ramp.append(await run_step(f"ramp {rate // 1000}k", rate, "FULL", FAST_PACE_S,
-                                   warmup, seconds, scratch))
-    print(header(args, seconds))
-    print()
-    print(table(one_k + ramp))
-    print()
-    print(summary(ramp, one_k))
+    rounds: list[str] = []
+    if args.only in (None, "ramp"):
+        got = [await interleaved(ramp_specs, warmup, seconds, scratch)
+               for _ in range(args.ramp_rounds)]
+        for same in zip(*got, strict=True):  # noise only takes throughput away
+            ramp.append(max(same, key=lambda s: s.committed))
+            if args.ramp_rounds > 1:
+                rounds.append(f"{same[0].name}: committed/s by round"
+                              f" {', '.join(f'{s.committed:,.0f}' for s in same)}")
+    profiles: list[str] = []
     if args.profile:
-        sat = [s.flood for s in ramp if s.saturated]
-        rate = min(sat) if sat else rates[-1]
-        progress(f"cProfile at flood {rate:,}/s, FULL")
-        prof = cProfile.Profile()
-        step = await run_step(f"profiled {rate // 1000}k", rate, "FULL", FAST_PACE_S, warmup,
-                              seconds, scratch, profile=prof)
-        out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.top)
+        if ramp and any(a[1] is None for a in arms):
+            sat = [s.flood for s in ramp if s.saturated and s.load is None]
+            rate = min(sat) if sat else max(args.rates)
+            progress(f"cProfile at flood {rate:,}/s, FULL, plain")
+            prof = cProfile.Profile()
+            step = await run_step(f"profiled {rate / 1000:g}k", rate, "FULL", warmup,
+                                  seconds, scratch, profile=prof)
+            profiles.append(profile_text(
+                f"cProfile of {seconds:g} s at flood {rate:,}/s, FULL, plain (main thread;"
+                f" {step.committed:,.0f} events/s committed under the profiler), top"
+                f" {args.top} by own time:", prof, args.top, COMPONENTS))
+        if any(a[1] is not None for a in arms):
+            progress("cProfile at flood 1,000/s, FULL, loaded")
+            prof = cProfile.Profile()
+            step = await run_step("profiled 1k, loaded", 1_000, "FULL", warmup, seconds,
+                                  scratch, load, profile=prof)
+            profiles.append(profile_text(
+                f"cProfile of {seconds:g} s at flood 1,000/s, FULL, loaded (main thread;"
+                f" {step.committed:,.0f} events/s committed, p99 {fmt(step.pct(0.99))} ms"
+                f" under the profiler), top {args.top} by own time:", prof, args.top,
+                LOADED_COMPONENTS))
+    print(header(seconds, warmup, load if arms[-1][1] else None, load_avg))
+    if one_k:
+        print(f"\nLatency at 1k/s, {args.runs} run(s) per arm and mode, interleaved:\n")
+        print(table(one_k))
         print()
-        print(f"cProfile of {seconds:g} s at flood {rate:,}/s, FULL (main thread;"
-              f" {step.committed:,.0f} events/s committed under the profiler),"
-              f" top {args.top} by own time:")
+        print(latency_summary(one_k))
+        daemon = {sync: fmt(worst([pct(s.yields, 0.99) for s in one_k if s.sync == sync]))
+                  for sync in ("NORMAL", "FULL")}
+        print(f"\n- p99 yield→publish at 1k/s (the daemon's part), worst of the runs, all"
+              f" arms: NORMAL {daemon['NORMAL']} ms, FULL {daemon['FULL']} ms")
+    if ramp:
+        print(f"\nThe ramp (FULL), arms interleaved rate by rate, {args.ramp_rounds} round(s):\n")
+        print(table(ramp))
         print()
-        print("```")
-        text = out.getvalue()
-        print(text[text.find("   ncalls"):].rstrip())
-        print("```")
+        print(ramp_summary(ramp))
+        for line in rounds:
+            print(f"- {line} (the table shows the best)")
+    print("\nWhere the time goes (the window's spans; tail: the events slower than the"
+          " step's p99, and the share of their emit → published time spent in each kind of"
+          " work; an encode runs inside a fan-out pass; a commit is the wall time of the"
+          " writer's `log.append`, which also counts loop work that delays the writer's"
+          " resumption, so it overlaps the others):\n")
+    print(where_table(one_k + ramp))
+    for text in profiles:
         print()
-        print(components(pstats.Stats(prof)))
+        print(text)
+
+
+def rates(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(","))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.daemon_flood", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="3 rates, 1 s windows (seconds)")
+    p.add_argument("--quick", action="store_true",
+                   help="1 run, the ramp at 1k and 20k/s, 200 intents, 1 s windows (~17 s)")
+    p.add_argument("--arm", choices=("plain", "loaded", "both"), default="both",
+                   help="plain: no intents, no subscribers; loaded: with both (default both)")
+    p.add_argument("--loaded", dest="arm", action="store_const", const="loaded",
+                   help="only the loaded arm (--arm loaded)")
+    p.add_argument("--only", choices=("latency", "ramp"), help="one of the two sections")
+    p.add_argument("--runs", type=int, default=None,
+                   help="1k/s latency runs per arm and mode (default 5; 1 with --quick)")
+    p.add_argument("--rates", type=rates, default=None,
+                   help="the ramp's offered rates, comma-separated (default 1000,5000,...,40000)")
+    p.add_argument("--ramp-rounds", type=int, default=None,
+                   help="ramps, one after the other; each rate's row is its best round"
+                   " (default 2; 1 with --quick)")
+    p.add_argument("--intents", type=int, default=None,
+                   help="the loaded arm's working intents (default 1,000; 200 with --quick)")
+    p.add_argument("--subscribers", type=int, default=20,
+                   help="the loaded arm's snapshot subscribers")
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
-                   help="cProfile a step at the top rate (default: on, off with --quick)")
-    p.add_argument("--top", type=int, default=8, help="functions shown from the profile")
+                   help="cProfile a step of each arm (default: on, off with --quick)")
+    p.add_argument("--top", type=int, default=8, help="functions shown from a profile")
     p.add_argument("--out", type=Path, default=OUT, help="scratch dir (default bench/out)")
     args = p.parse_args()
     if args.profile is None:
         args.profile = not args.quick
+    if args.runs is None:
+        args.runs = 1 if args.quick else 5
+    if args.ramp_rounds is None:
+        args.ramp_rounds = 1 if args.quick else 2
+    if args.intents is None:
+        args.intents = 200 if args.quick else 1_000
+    if args.rates is None:
+        args.rates = QUICK_RATES if args.quick else RATES
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.arm != "plain":
+        from bench import api_subscribers
+
+        os.environ["EXKERNEL_API_TOKEN"] = api_subscribers.TOKEN  # the operator token
     devnull = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
     logs.configure("info", json=True, stream=devnull)
     money.install()

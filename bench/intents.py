@@ -119,10 +119,10 @@ class BenchDaemon(Daemon):
         self.pass_cpu = 0.0  # this thread's CPU inside `Reconciler.step` (not wall: the
         step = self.reconciler.step  # GIL and the other processes would count there)
 
-        async def timed_step() -> None:
+        async def timed_step(*, ticked: bool = True) -> None:
             t = time.thread_time()
             try:
-                await step()
+                await step(ticked=ticked)
             finally:
                 self.pass_cpu += time.thread_time() - t
 
