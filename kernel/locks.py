@@ -16,12 +16,13 @@ the pre-trade gate with those numbers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 import msgspec
 
 from events.facts import InstrumentDefined
-from kernel.intents import FINAL, IntentBook, OrderIntent
+from kernel.intents import FINAL, IntentBook, OrderIntent, OrderState
 from kernel.ledger import KLedger, notional
 from kernel.money import ONE, ZERO, q18
 from kernel.orders import remaining
@@ -86,8 +87,46 @@ def intent_lock(book: IntentBook, instruments: dict[str, InstrumentDefined], k: 
 def locked_in(book: IntentBook, instruments: dict[str, InstrumentDefined], k: KLedger,
               cfg: LockConfig) -> dict[str, Decimal]:
     """Margin and fee locked by the working intents of `book`, per settlement asset."""
+    return _sum(book, instruments, k, cfg, book.orders)
+
+
+class BookLocks:
+    """`locked_in` split for a reader that values one book at many marks (the API's
+    snapshot encoder): an intent with a limit or trigger price locks the same whatever
+    the marks, so `fixed` is computed once per book, instruments and leverage; only the
+    intents valued at the mark (`at_mark`) are summed again."""
+
+    __slots__ = ("at_mark", "fixed", "key")
+
+    def __init__(self, book: IntentBook, instruments: dict[str, InstrumentDefined],
+                 k: KLedger, cfg: LockConfig) -> None:
+        self.key = (book, instruments, k.leverage, cfg)
+        working = {i: o for i, o in book.orders.items() if o.status not in FINAL}
+        priced = {i: o for i, o in working.items()
+                  if book.intents[i].price is not None
+                  or book.intents[i].trigger_price is not None}
+        self.fixed = _sum(book, instruments, k, cfg, priced)
+        self.at_mark = [i for i in working if i not in priced]
+
+    def valid_for(self, book: IntentBook, instruments: dict[str, InstrumentDefined],
+                  k: KLedger, cfg: LockConfig) -> bool:
+        kb, ki, kl, kc = self.key
+        return kb is book and ki is instruments and kl is k.leverage and kc == cfg
+
+    def locked(self, book: IntentBook, instruments: dict[str, InstrumentDefined],
+               k: KLedger, cfg: LockConfig) -> dict[str, Decimal]:
+        """What `locked_in(book, instruments, k, cfg)` gives (`valid_for` must hold)."""
+        out = dict(self.fixed)
+        for asset, amount in _sum(book, instruments, k, cfg,
+                                  {i: book.orders[i] for i in self.at_mark}).items():
+            out[asset] = out.get(asset, ZERO) + amount
+        return out
+
+
+def _sum(book: IntentBook, instruments: dict[str, InstrumentDefined], k: KLedger,
+         cfg: LockConfig, orders: Mapping[str, OrderState]) -> dict[str, Decimal]:
     out: dict[str, Decimal] = {}
-    for intent_id, order in book.orders.items():
+    for intent_id, order in orders.items():
         if order.status in FINAL:
             continue
         lock = intent_lock(book, instruments, k, book.intents[intent_id], cfg)

@@ -224,10 +224,14 @@ def _text(v: Decimal | str | None) -> str | None:
 
 def public(snap: AccountSnapshotV2, intents: list[IntentOut] | None = None,
            orders: list[OrderOut] | None = None, book: IntentBook | None = None,
-           locks: LockConfig | None = None) -> PublicSnapshot:
-    """The public form of `snap`; with the intent `book`, each asset's locks too."""
+           locks: LockConfig | None = None, locked: dict[str, Decimal] | None = None
+           ) -> PublicSnapshot:
+    """The public form of `snap`; with the intent `book`, each asset's locks too
+    (`locked`: those locks, when the caller computed them already)."""
     k, e = snap.k, snap.e
-    locked = {} if book is None else locked_in(book, snap.instruments, k, locks or LockConfig())
+    if locked is None:
+        locked = {} if book is None else locked_in(book, snap.instruments, k,
+                                                   locks or LockConfig())
     assets = sorted(k.wallets.keys() | k.open_notional.keys() | k.realized_pnl.keys()
                     | k.fees.keys() | k.funding.keys())
 

@@ -96,3 +96,28 @@ def test_the_public_snapshot_shows_locks_and_the_available_after_them() -> None:
     usdt = snap.k.assets["USDT"]
     assert (usdt.locked, usdt.available_after_locks) == (D("59.295"), D("940.705"))
     assert snap.instruments["BTCUSDT"].tick_size == D("0.1")
+
+
+def test_the_api_encoder_reuses_a_book_across_marks_and_gives_the_same_bytes() -> None:
+    from kernel.daemon.hub import PublicEncoder, encode_public
+
+    enc = PublicEncoder()
+    s = base(intent("a"), intent("m", order_type="market", price=None),
+             intent("t", order_type="stop", price=None, trigger_price=D("61000.0")))
+    bodies = []
+    steps: list[Any] = [
+        MarkPriceObserved(venue_ts=3, recv_ts=3, symbol="BTCUSDT", price=D("60100")),
+        MarkPriceObserved(venue_ts=4, recv_ts=4, symbol="BTCUSDT", price=D("59900")),
+        LeverageSet(venue_ts=5, recv_ts=5, symbol="BTCUSDT", leverage=D("5")),
+        intent("b", venue_ts=6, recv_ts=6, price=D("58000.0")),
+        MarkPriceObserved(venue_ts=7, recv_ts=7, symbol="BTCUSDT", price=D("60200")),
+        IntentCanceled(venue_ts=8, recv_ts=8, intent_id="m"),
+    ]
+    for step in [None, *steps]:
+        if step is not None:
+            s = folded_on(s, step)
+        snap = project(s, ReconcileConfig())
+        body = enc(snap, s.book)
+        assert body == encode_public(snap, s.book)  # what every snapshot costs otherwise
+        bodies.append(body)
+    assert len(set(bodies)) == len(bodies)  # the market intent's lock moved with each mark

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from events.codec import Event, encode
 from kernel import public
 from kernel.intents import IntentBook
+from kernel.locks import BookLocks, LockConfig
 from kernel.snapshot import AccountSnapshotV2
 
 Listener = Callable[[], None]
@@ -32,6 +33,29 @@ def encode_public(snap: AccountSnapshotV2, book: IntentBook) -> bytes:
     """The public snapshot's JSON (docs/snapshot.md), with the book's intents and orders."""
     intents, orders = public.book_out(book)
     return public.encode(public.public(snap, intents, orders, book))
+
+
+class PublicEncoder:
+    """`encode_public`, for one snapshot after another: the book's public intents and
+    orders, and the locks of its priced intents, are made once per book (marks, most of
+    what moves a snapshot, change neither), not once per snapshot. Same bytes."""
+
+    def __init__(self, cfg: LockConfig | None = None) -> None:
+        self.cfg = cfg or LockConfig()
+        self._book: IntentBook | None = None
+        self._out: tuple[list[public.IntentOut], list[public.OrderOut]] = ([], [])
+        self._locks: BookLocks | None = None
+
+    def __call__(self, snap: AccountSnapshotV2, book: IntentBook) -> bytes:
+        if book is not self._book:
+            self._book, self._out = book, public.book_out(book)
+        locks = self._locks
+        if locks is None or not locks.valid_for(book, snap.instruments, snap.k, self.cfg):
+            locks = self._locks = BookLocks(book, snap.instruments, snap.k, self.cfg)
+        intents, orders = self._out
+        return public.encode(public.public(
+            snap, intents, orders, book,
+            locked=locks.locked(book, snap.instruments, snap.k, self.cfg)))
 
 
 class Logged:
@@ -53,14 +77,14 @@ class Logged:
 
 class Hub:
     def __init__(self, backlog: int = 10_000,
-                 encoder: Callable[[AccountSnapshotV2, IntentBook], bytes] = encode_public
+                 encoder: Callable[[AccountSnapshotV2, IntentBook], bytes] | None = None
                  ) -> None:
         self.backlog = backlog
         self.seq = 0
         self.latest: AccountSnapshotV2 | None = None
         self.book = IntentBook()
         self.closed = False
-        self._encoder = encoder
+        self._encoder = encoder or PublicEncoder()
         self._body: tuple[int, bytes] | None = None
         self._listeners: list[Listener] = []
         self._holders = 0
