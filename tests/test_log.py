@@ -284,3 +284,27 @@ async def test_an_upgrade_that_fails_midway_leaves_version_1_whole(
     log = await EventLog.open(db)  # and the lock was given back on the way out
     await log.close()
     assert schema_of(db)[0] == "2"
+
+
+async def test_wal_checkpoints_run_beside_the_writer_and_keep_the_wal_small(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import events.log.store as store
+
+    monkeypatch.setattr(store, "CHECKPOINT_BYTES", 50_000)
+    db = tmp_path / "ev.db"
+    log = await EventLog.open(db)
+    async with log._db.execute("PRAGMA wal_autocheckpoint") as cur:
+        assert (await cur.fetchone())[0] == 0  # never inside a commit
+    wal = db.with_name(db.name + "-wal")
+    sizes = []
+    for b in range(40):  # about 4 MB of WAL without checkpoints
+        await log.append([mark(b * 500 + i) for i in range(500)])
+        if log._wal_checkpoint is not None:
+            await log._wal_checkpoint  # let the one in flight finish, as time would
+        sizes.append(wal.stat().st_size)
+    assert max(sizes) < 1_500_000, sizes  # the WAL is reused once checkpointed
+    assert log.last_seq == 20_000
+    await log.close()
+    reader = await EventLog.open(db, readonly=True)
+    assert await reader.count() == 20_000
+    await reader.close()

@@ -32,10 +32,18 @@ Durability (`synchronous`), in WAL mode:
 * ``NORMAL``: a batch reported committed survives the process being killed; the last
   few batches may be lost on a power loss or OS crash (the log stays consistent, never
   torn). Faster; the venue is asked again on restart, and dedup absorbs the redelivery.
+
+WAL checkpoints (copying the WAL back into the database file, with its fsyncs) do not
+run inside a commit, as SQLite's automatic checkpoint would, stalling the append that
+crosses its threshold: the writer's connection has ``wal_autocheckpoint=0`` and, once
+``CHECKPOINT_BYTES`` of payload were appended since the last one, a PASSIVE checkpoint
+runs on a connection of its own while the writer goes on. One runs at a time; if one
+fails, the next append raises its `LogError`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
@@ -61,6 +69,9 @@ _INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (seq, state, hash, state_hash) VALUES (?, ?, ?, ?)"
 )
 _LOOKUP_CHUNK = 900
+#: Payload bytes appended between two WAL checkpoints (SQLite's automatic default is
+#: 1,000 pages of WAL, about 4 MB: a row takes roughly twice its payload).
+CHECKPOINT_BYTES = 2_000_000
 
 
 class Row(msgspec.Struct, frozen=True, array_like=True):
@@ -100,6 +111,10 @@ class EventLog:
         #: A writer's second connection, for lookups while an append is in flight on
         #: `_db` (opened on first use; WAL lets it read beside the writer).
         self._reader: aiosqlite.Connection | None = None
+        #: A writer's third connection, for WAL checkpoints off the append's path.
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._wal_checkpoint: asyncio.Task[None] | None = None
+        self._since_checkpoint = 0
         self._lock = lock
         self.path = path
         self.readonly = readonly
@@ -151,6 +166,7 @@ class EventLog:
             if not readonly:
                 await db.execute("PRAGMA journal_mode=WAL")
                 await db.execute(f"PRAGMA synchronous={synchronous}")
+                await db.execute("PRAGMA wal_autocheckpoint=0")  # see the module's doc
                 await create_or_upgrade(db, path)
             log = cls(db, path, readonly, lock)
             await log._check_schema()
@@ -172,8 +188,12 @@ class EventLog:
     async def close(self) -> None:
         """Close the connection, then give the writer lock back (a writer's)."""
         try:
-            if self._reader is not None:
-                await self._reader.close()
+            if self._wal_checkpoint is not None:
+                # Its failure is moot now: the last connection's close checkpoints.
+                await asyncio.gather(self._wal_checkpoint, return_exceptions=True)
+            for extra in (self._reader, self._checkpointer):
+                if extra is not None:
+                    await extra.close()
             await self._db.close()
         finally:
             if self._lock is not None:
@@ -220,6 +240,7 @@ class EventLog:
         optional checkpoint `(seq, state)` of the fold after one of them. All or nothing.
         `keys` are the events' dedup keys, when the caller has them at hand already.
         Returns the last seq. Raises `LogError`; the log is then as before the call."""
+        await self._checkpoint_outcome()
         seq, prev = self.last_seq, self.last_hash
         rows = []
         cp_hash = None
@@ -251,7 +272,27 @@ class EventLog:
         except sqlite3.Error as e:
             raise LogError(f"append of {len(rows)} events failed: {e}") from e
         self.last_seq, self.last_hash = seq, prev
+        self._since_checkpoint += sum(len(r[5]) for r in rows)
+        if self._since_checkpoint >= CHECKPOINT_BYTES and self._wal_checkpoint is None:
+            self._since_checkpoint = 0
+            self._wal_checkpoint = asyncio.create_task(self._checkpoint_wal())
         return seq
+
+    async def _checkpoint_wal(self) -> None:
+        try:
+            if self._checkpointer is None:
+                self._checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
+                await self._checkpointer.execute("PRAGMA busy_timeout=5000")
+            await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as e:
+            raise LogError(f"WAL checkpoint of {self.path} failed: {e}") from e
+
+    async def _checkpoint_outcome(self) -> None:
+        """Raise the `LogError` of a finished WAL checkpoint that failed (once)."""
+        task = self._wal_checkpoint
+        if task is not None and task.done():
+            self._wal_checkpoint = None
+            task.result()
 
     async def checkpoint(self, seq: int, state: bytes) -> None:
         """Checkpoint the fold state after the last event (`seq` must be `last_seq`)."""
