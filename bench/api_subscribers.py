@@ -91,12 +91,12 @@ async def client_main(args: argparse.Namespace) -> None:
         await ws.send(json.dumps({"id": 0, "op": "hello", "token": TOKEN}))
         assert json.loads(await ws.recv())["ok"]
 
-    async def subscriber(op: str) -> None:
+    async def subscriber(op: str, **fields: Any) -> None:
         mine: list[tuple[int, int]] = []
         seen.append(mine)
         async with unix_connect(args.socket, max_queue=64) as ws:
             await hello(ws)
-            await ws.send(json.dumps({"id": 1, "op": op}))
+            await ws.send(json.dumps({"id": 1, "op": op, **fields}))
             await ws.recv()
             with contextlib.suppress(Exception):
                 while True:
@@ -133,6 +133,9 @@ async def client_main(args: argparse.Namespace) -> None:
     tasks = []
     if args.client == "snapshots":
         tasks = [asyncio.create_task(subscriber("subscribe_snapshots")) for _ in range(args.n)]
+    elif args.client == "snapshots-bare":
+        tasks = [asyncio.create_task(subscriber("subscribe_snapshots", book=False))
+                 for _ in range(args.n)]
     elif args.client == "both":
         tasks = [asyncio.create_task(subscriber("subscribe_snapshots")),
                  asyncio.create_task(subscriber("subscribe_events"))]

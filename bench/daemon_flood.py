@@ -329,6 +329,8 @@ class Load:
 
     intents: int
     subscribers: int
+    #: The subscribers ask for snapshots without the book (`book: false`).
+    bare: bool = False
 
 
 @dataclass
@@ -471,8 +473,9 @@ async def set_up(daemon: FloodDaemon, load: Load) -> Clients | None:
     await intents.until_active(daemon, [s.intent_id for s in batch])
     if not load.subscribers:
         return None
-    return await api_subscribers.Clients.start(daemon.api.socket_path, "snapshots",
-                                               load.subscribers)
+    return await api_subscribers.Clients.start(
+        daemon.api.socket_path, "snapshots-bare" if load.bare else "snapshots",
+        load.subscribers)
 
 
 async def run_step(name: str, flood: int, sync: str, warmup: float, seconds: float,
@@ -682,7 +685,8 @@ def where_table(steps: list[Step]) -> str:
 
 def arm(s: Step) -> str:
     return "plain" if s.load is None else (
-        f"loaded ({s.load.intents:,} intents, {s.load.subscribers} subs)")
+        f"loaded ({s.load.intents:,} intents, {s.load.subscribers} subs"
+        f"{', book: false' if s.load.bare else ''})")
 
 
 def worst(values: list[float | None]) -> float | None:
@@ -760,7 +764,8 @@ def header(seconds: float, warmup: float, load: Load | None, load_avg: tuple[flo
             f"- loaded arm: {load.intents:,} resting limit intents ACTIVE (bench.intents;"
             " the token bucket opened, 1,000,000 USDT deposited), then"
             f" {load.subscribers} snapshot subscribers on the unix socket in a child"
-            " process (bench.api_subscribers)"]),
+            " process (bench.api_subscribers)"
+            + (", subscribed with `book: false`" if load.bare else "")]),
         "- latency: p50/p99/max are venue emit (the sim's push) → the snapshot holding the"
         " event handed to the hub; yield→pub starts at `facts()` yielding it",
     ])
@@ -787,7 +792,7 @@ async def interleaved(specs: list[tuple[str, int, str, Load | None]], warmup: fl
 async def main_async(args: argparse.Namespace, scratch: Path) -> None:
     load_avg = os.getloadavg()
     seconds, warmup = (1.0, 0.3) if args.quick else (4.0, 1.0)
-    load = Load(args.intents, args.subscribers)
+    load = Load(args.intents, args.subscribers, args.bare_book)
     arms: list[tuple[str, Load | None]] = [("", None), (", loaded", load)]
     arms = [a for a in arms if args.arm == "both" or (a[1] is None) == (args.arm == "plain")]
     lat_specs = [(f"1k run {r}{suffix}", 1_000, sync, ld)
@@ -881,6 +886,8 @@ def main() -> None:
                    " (default 2; 1 with --quick)")
     p.add_argument("--intents", type=int, default=None,
                    help="the loaded arm's working intents (default 1,000; 200 with --quick)")
+    p.add_argument("--bare-book", action="store_true",
+                   help="the loaded arm's subscribers ask for snapshots without the book")
     p.add_argument("--subscribers", type=int, default=20,
                    help="the loaded arm's snapshot subscribers")
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,

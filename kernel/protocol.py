@@ -70,6 +70,10 @@ class GetSnapshot(_Msg, frozen=True, kw_only=True, tag="get_snapshot"):
 class SubscribeSnapshots(_Msg, frozen=True, kw_only=True, tag="subscribe_snapshots"):
     #: The last seq the client has seen: pushes start after it. Null: from now.
     from_seq: int | None = None
+    #: False: each snapshot's `intents` and `orders` are empty lists (the locks they
+    #: make are still in `k`): for a client that follows the book by `list_intents` or
+    #: the event stream, and does not want the whole book in every frame.
+    book: bool = True
 
 
 class SubscribeEvents(_Msg, frozen=True, kw_only=True, tag="subscribe_events"):

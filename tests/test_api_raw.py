@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 import stat
 from pathlib import Path
 from typing import Any
@@ -394,3 +395,18 @@ async def test_halt_refuses_new_and_amended_intents_but_not_cancels(kernel: Daem
     assert [k for _, k, _ in logged] == ["intent_placed", "trading_halted", "intent_canceled",
                                          "trading_resumed", "intent_placed"]
     assert {e.by for _, k, e in logged if k.startswith("trading_")} == {"op"}
+
+
+async def test_a_snapshot_subscription_without_the_book_gets_its_locks_not_its_intents(
+        kernel: Daemon) -> None:
+    async with Raw.connect(sock(kernel)) as full, Raw.connect(sock(kernel)) as bare:
+        await full.call("place_intent", intent=LIMIT)
+        await full.call("subscribe_snapshots")
+        await bare.call("subscribe_snapshots", book=False)
+        got = [await c.push() for c in (full, bare)]
+    with_book, without = (g["snapshot"] for g in got)
+    assert [i["intent_id"] for i in with_book["intents"]] == ["grid-1"]
+    assert without["intents"] == [] and without["orders"] == []
+    locked = {a: v["locked"] for a, v in without["k"]["assets"].items()}
+    assert locked == {a: v["locked"] for a, v in with_book["k"]["assets"].items()}
+    assert any(Decimal(v) > 0 for v in locked.values())  # the intent's lock is counted

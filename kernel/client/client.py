@@ -97,9 +97,11 @@ class Client:
         result = await self._link.call({"op": "get_snapshot", "seq": seq}, SnapshotResult)
         return result.snapshot
 
-    def snapshots(self, from_seq: int | None = None) -> SnapshotStream:
-        """Snapshots after `from_seq` (None: the current one first), then live."""
-        stream = SnapshotStream(from_seq, self._link.resubscribe, self._link.forget)
+    def snapshots(self, from_seq: int | None = None, *, book: bool = True) -> SnapshotStream:
+        """Snapshots after `from_seq` (None: the current one first), then live; with
+        `book=False` their `intents` and `orders` are empty (follow the book with
+        `list_intents()` or the event stream): much smaller frames for a large book."""
+        stream = SnapshotStream(from_seq, self._link.resubscribe, self._link.forget, book)
         self._link.add(stream)
         return stream
 

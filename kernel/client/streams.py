@@ -96,9 +96,11 @@ class SnapshotStream(Stream):
 
     op: Op = "subscribe_snapshots"
 
-    def __init__(self, from_seq: int | None, resubscribe: Resubscribe, forget: Forget) -> None:
+    def __init__(self, from_seq: int | None, resubscribe: Resubscribe, forget: Forget,
+                 book: bool = True) -> None:
         super().__init__(resubscribe, forget)
         self._from = from_seq
+        self._book = book
         self._received: int | None = from_seq
         self._yielded: int | None = from_seq
         self._latest: tuple[int, msgspec.Raw] | None = None
@@ -110,7 +112,7 @@ class SnapshotStream(Stream):
         return self._received
 
     def request(self) -> dict[str, Any]:
-        return {"from_seq": self._received}
+        return {"from_seq": self._received, "book": self._book}
 
     def push(self, seq: int, skipped: tuple[int, int] | None, payload: msgspec.Raw) -> None:
         if self._received is not None and seq <= self._received:

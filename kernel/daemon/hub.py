@@ -46,13 +46,16 @@ class PublicEncoder:
         self._out: tuple[list[public.IntentOut], list[public.OrderOut]] = ([], [])
         self._locks: BookLocks | None = None
 
-    def __call__(self, snap: AccountSnapshotV2, book: IntentBook) -> bytes:
+    def __call__(self, snap: AccountSnapshotV2, book: IntentBook, *, with_book: bool = True
+                 ) -> bytes:
+        """The public JSON; without the book's intents and orders if not `with_book`
+        (its locks are in `k` either way)."""
         if book is not self._book:
             self._book, self._out = book, public.book_out(book)
         locks = self._locks
         if locks is None or not locks.valid_for(book, snap.instruments, snap.k, self.cfg):
             locks = self._locks = BookLocks(book, snap.instruments, snap.k, self.cfg)
-        intents, orders = self._out
+        intents, orders = self._out if with_book else ([], [])
         return public.encode(public.public(
             snap, intents, orders, book,
             locked=locks.locked(book, snap.instruments, snap.k, self.cfg)))
@@ -77,7 +80,7 @@ class Logged:
 
 class Hub:
     def __init__(self, backlog: int = 10_000,
-                 encoder: Callable[[AccountSnapshotV2, IntentBook], bytes] | None = None
+                 encoder: PublicEncoder | None = None
                  ) -> None:
         self.backlog = backlog
         self.seq = 0
@@ -86,6 +89,7 @@ class Hub:
         self.closed = False
         self._encoder = encoder or PublicEncoder()
         self._body: tuple[int, bytes] | None = None
+        self._bare: tuple[int, bytes] | None = None
         self._listeners: list[Listener] = []
         self._holders = 0
         self._ring: list[Logged | None] = []
@@ -96,7 +100,7 @@ class Hub:
     def start(self, snap: AccountSnapshotV2, book: IntentBook) -> None:
         """The state replay ended with, before anything new is committed."""
         self.latest, self.book, self.seq = snap, book, snap.seq
-        self._body = None
+        self._body = self._bare = None
         self._ring_from = self.seq + 1
 
     def committed(self, snap: AccountSnapshotV2, book: IntentBook,
@@ -124,14 +128,19 @@ class Hub:
         must only note that there is news, e.g. set an `asyncio.Event`)."""
         self._listeners.append(listener)
 
-    def snapshot_body(self) -> tuple[int, bytes] | None:
-        """(seq, public JSON) of the latest snapshot, encoded on first use per seq."""
+    def snapshot_body(self, *, book: bool = True) -> tuple[int, bytes] | None:
+        """(seq, public JSON) of the latest snapshot, encoded on first use per seq (and
+        `book=False`: without the intents and orders, for subscriptions that asked so)."""
         snap = self.latest
         if snap is None:
             return None
-        if self._body is None or self._body[0] != snap.seq:
-            self._body = (snap.seq, self._encoder(snap, self.book))
-        return self._body
+        if book:
+            if self._body is None or self._body[0] != snap.seq:
+                self._body = (snap.seq, self._encoder(snap, self.book))
+            return self._body
+        if self._bare is None or self._bare[0] != snap.seq:
+            self._bare = (snap.seq, self._encoder(snap, self.book, with_book=False))
+        return self._bare
 
     def retain_events(self) -> None:
         """Keep committed events from now on (for event subscribers), until released."""

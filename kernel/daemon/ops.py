@@ -161,7 +161,7 @@ class Ops:
         sub_id = self._new_sub(conn, req.id, req.from_seq, "from_seq")
         if isinstance(sub_id, Reply):
             return sub_id
-        sub = SnapshotSub(conn.ws, sub_id, req.from_seq)
+        sub = SnapshotSub(conn.ws, sub_id, req.from_seq, req.book)
         conn.subs[sub_id] = sub
         conn.after = lambda: self.fanout.add_snapshots(sub)
         return ok(req.id, sub=sub_id, seq=self.hub.seq)

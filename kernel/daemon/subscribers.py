@@ -9,7 +9,8 @@ subscriber's, and memory stays bounded:
 
 * **Snapshots** conflate: a subscriber gets the latest snapshot when it can take a frame,
   with `skipped` the seqs it was not sent since the last one. The snapshot's JSON is
-  encoded once per seq (`Hub.snapshot_body`) and the same bytes go to every subscriber,
+  encoded once per seq (`Hub.snapshot_body`; once more without the book, for
+  subscribers that asked for `book: false`) and the same bytes go to every subscriber,
   each in its own small envelope (subscribers sharing an envelope share the frame).
 * **Events** are never conflated: a live subscriber is sent every committed event after
   its cursor, from the hub's ring (each event encoded once). One further behind than the
@@ -58,12 +59,15 @@ class Sub:
 
 
 class SnapshotSub(Sub):
-    __slots__ = ("last",)
+    __slots__ = ("book", "last")
 
-    def __init__(self, conn: ServerConnection, sub_id: str, from_seq: int | None) -> None:
+    def __init__(self, conn: ServerConnection, sub_id: str, from_seq: int | None,
+                 book: bool = True) -> None:
         super().__init__(conn, sub_id)
         #: The last seq the client has (None: nothing yet, send the current snapshot).
         self.last = from_seq
+        #: Whether its snapshots carry the intents and orders.
+        self.book = book
 
     def frame(self, seq: int, body: bytes) -> bytes:
         last = self.last
@@ -217,8 +221,9 @@ class Fanout:
             return False
         seq = latest.seq
         behind = False
-        body: bytes | None = None
-        groups: dict[tuple[bytes, int | None], tuple[bytes, list[ServerConnection]]] = {}
+        bodies: dict[bool, bytes] = {}
+        groups: dict[tuple[bytes, int | None, bool],
+                     tuple[bytes, list[ServerConnection]]] = {}
         sent: list[SnapshotSub] = []
         for sub in self._snapshots:
             if sub.last is not None and sub.last >= seq:
@@ -226,11 +231,12 @@ class Fanout:
             if not self._ready(sub, now):
                 behind = True
                 continue
+            body = bodies.get(sub.book)
             if body is None:
-                found = self.hub.snapshot_body()
+                found = self.hub.snapshot_body(book=sub.book)
                 assert found is not None and found[0] == seq
-                body = found[1]
-            key = (sub._id, sub.last)
+                body = bodies[sub.book] = found[1]
+            key = (sub._id, sub.last, sub.book)
             group = groups.get(key)
             if group is None:
                 group = groups[key] = (sub.frame(seq, body), [])
