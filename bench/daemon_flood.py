@@ -304,9 +304,10 @@ class FloodDaemon(TimedDaemon):
         self.api.fanout.send_pass = timed_pass  # type: ignore[method-assign]
         encoder = self.hub._encoder
 
-        def timed_encoder(snap: AccountSnapshotV2, book: IntentBook) -> bytes:
+        def timed_encoder(snap: AccountSnapshotV2, book: IntentBook, *,
+                          with_book: bool = True) -> bytes:
             t = time.perf_counter_ns()
-            body = encoder(snap, book)
+            body = encoder(snap, book, with_book=with_book)
             self.encodes.append((t, time.perf_counter_ns()))
             self.snapshot_bytes = len(body)
             return body

@@ -254,9 +254,9 @@ async def test_each_snapshot_is_encoded_once_and_sent_as_the_same_bytes(
         encoded: list[int] = []
         inner = d.hub._encoder
 
-        def counting(snap: Any, book: Any) -> bytes:
+        def counting(snap: Any, book: Any, *, with_book: bool = True) -> bytes:
             encoded.append(snap.seq)
-            return inner(snap, book)
+            return inner(snap, book, with_book=with_book)
 
         d.hub._encoder = counting
         frames: dict[int, list[bytes]] = {}

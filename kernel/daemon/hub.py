@@ -19,6 +19,7 @@ call, so no subscriber could have been sent the ones before it anyway.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from events.codec import Event, encode
 from kernel import public
@@ -27,6 +28,13 @@ from kernel.locks import BookLocks, LockConfig
 from kernel.snapshot import AccountSnapshotV2
 
 Listener = Callable[[], None]
+
+
+class Encoder(Protocol):
+    """What makes a snapshot's public JSON (`PublicEncoder`, or a wrapper of it)."""
+
+    def __call__(self, snap: AccountSnapshotV2, book: IntentBook, *, with_book: bool = True
+                 ) -> bytes: ...
 
 
 def encode_public(snap: AccountSnapshotV2, book: IntentBook) -> bytes:
@@ -80,14 +88,14 @@ class Logged:
 
 class Hub:
     def __init__(self, backlog: int = 10_000,
-                 encoder: PublicEncoder | None = None
+                 encoder: Encoder | None = None
                  ) -> None:
         self.backlog = backlog
         self.seq = 0
         self.latest: AccountSnapshotV2 | None = None
         self.book = IntentBook()
         self.closed = False
-        self._encoder = encoder or PublicEncoder()
+        self._encoder: Encoder = encoder or PublicEncoder()
         self._body: tuple[int, bytes] | None = None
         self._bare: tuple[int, bytes] | None = None
         self._listeners: list[Listener] = []
