@@ -88,21 +88,28 @@ def exkernel() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "kernel.cli.main"]
 
 
-def replay_cli(path: Path, n: int) -> Measurement:
-    """`exkernel replay --db PATH` in a subprocess; the wall time is the one it reports
-    (its process start-up and open are in the note)."""
-    cmd = [*exkernel(), "replay", "--db", str(path)]
+def run_cli(args: list[str], pattern: re.Pattern[str], n: int) -> tuple[str, float, float]:
+    """Run `exkernel ARGS`; its summary line, the time it reports (`pattern`'s second
+    group, its first being the event count, which must be `n`) and the process's wall."""
+    cmd = [*exkernel(), *args]
     started = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     process_wall = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()}")
     line = done.stdout.strip()
-    m = _CLI_LINE.search(line)
+    m = pattern.search(line)
     if m is None or int(m.group(1)) != n:
         raise RuntimeError(f"unexpected output from {' '.join(cmd)}: {line!r}")
-    note = f"`{line}` (process wall {process_wall:.2f} s)"
-    return Measurement("e", "`exkernel replay --db PATH`", n, float(m.group(2)), None, note)
+    return line, float(m.group(2)), process_wall
+
+
+def replay_cli(path: Path, n: int) -> Measurement:
+    """`exkernel replay --db PATH` in a subprocess; the wall time is the one it reports
+    (its process start-up and open are in the note)."""
+    line, reported, wall = run_cli(["replay", "--db", str(path)], _CLI_LINE, n)
+    note = f"`{line}` (process wall {wall:.2f} s)"
+    return Measurement("e", "`exkernel replay --db PATH`", n, reported, None, note)
 
 
 _INGEST_LINE = re.compile(r"appended (\d+) .* in ([\d.]+) s")
@@ -126,15 +133,7 @@ def ingest_cli(file: Path, db: Path, n: int) -> Measurement:
     """`exkernel ingest --db NEW FILE` in a subprocess (NORMAL, as row (d) NORMAL): its
     own reported time, from the first line read to the last commit; the process's whole
     wall time is in the note."""
-    cmd = [*exkernel(), "ingest", "--db", str(db), "--synchronous", "NORMAL", str(file)]
-    started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    process_wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()}")
-    line = done.stdout.strip()
-    m = _INGEST_LINE.search(line)
-    if m is None or int(m.group(1)) != n:
-        raise RuntimeError(f"unexpected output from {' '.join(cmd)}: {line!r}")
-    note = f"process wall {process_wall:.2f} s"
-    return Measurement("g", "`exkernel ingest FILE`, NORMAL", n, float(m.group(2)), None, note)
+    _, reported, wall = run_cli(
+        ["ingest", "--db", str(db), "--synchronous", "NORMAL", str(file)], _INGEST_LINE, n)
+    return Measurement("g", "`exkernel ingest FILE`, NORMAL", n, reported, None,
+                       f"process wall {wall:.2f} s")

@@ -79,10 +79,7 @@ def store_benchmarks(s: Sizes, seed: int, scratch: Path, out: Path) -> list[Meas
         ("c eventsourcing Application", lambda p: stores.eventsourcing_application(c, p)),
         ("d writer NORMAL", lambda p: asyncio.run(stores.writer_ingest(c.batches, p, "NORMAL"))),
         ("d writer FULL", lambda p: asyncio.run(stores.writer_ingest(c.batches, p, "FULL"))),
-        ("d writer NORMAL pipelined",
-         lambda p: asyncio.run(stores.writer_ingest(c.batches, p, "NORMAL", wait=False))),
-        ("d writer FULL pipelined",
-         lambda p: asyncio.run(stores.writer_ingest(c.batches, p, "FULL", wait=False))),
+
         ("g exkernel ingest", lambda p: replay.ingest_cli(file, p, s.store)),
     ]
     runs: list[list[Measurement]] = [[] for _ in variants]
@@ -144,18 +141,15 @@ def targets(ms: dict[str, Measurement], growth: float) -> list[Target]:
     b, d_normal, d_full = ms["b"], ms["d NORMAL"], ms["d FULL"]
     c_default, c_normal, c_app = ms["c default"], ms["c NORMAL"], ms["c app"]
     decode, published, g = ms["decode"], ms["a published"], ms["g"]
-    d_normal_p = ms["d NORMAL pipelined"]
     assert a.cpu_rate is not None and decode.cpu_rate is not None
     assert published.cpu_rate is not None
     return [
         # Issue 10's, all ratios between rows of this run.
         Target("(a) decode+fold+project per published snapshot ÷ decode alone (CPU)",
                published.cpu_rate / decode.cpu_rate, 0.5, "×"),
-        Target("(d) NORMAL pipelined ÷ (b) raw sqlite3 NORMAL, 1,000 per transaction",
-               d_normal_p.rate / b.rate, 0.5, "×"),
-        Target("(d) NORMAL, each batch awaited ÷ (b)", d_normal.rate / b.rate, 0.5, "×"),
-        Target("(g) `exkernel ingest FILE` (pipelined) ÷ (d) NORMAL pipelined",
-               g.rate / d_normal_p.rate, 0.8, "×"),
+        Target("(d) NORMAL ÷ (b) raw sqlite3 NORMAL, 1,000 per transaction",
+               d_normal.rate / b.rate, 0.5, "×"),
+        Target("(g) `exkernel ingest FILE` ÷ (d) NORMAL", g.rate / d_normal.rate, 0.8, "×"),
         Target("(e) full replay ÷ decode alone (wall)", e.rate / decode.rate, 0.6, "×"),
         # The core issue's, kept for comparison across sessions.
         Target("(a) decode+fold+project, events/s of CPU time", a.cpu_rate, 150_000, ""),
@@ -199,7 +193,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.out, prefix="scratch-") as tmp:
         scratch = Path(tmp)
         store_rows = store_benchmarks(s, args.seed, scratch, args.out)
-        b, c_default, c_normal, c_app, d_normal, d_full, d_normal_p, d_full_p, g = store_rows
+        b, c_default, c_normal, c_app, d_normal, d_full, g = store_rows
         results += store_rows
         results += asyncio.run(replay_benchmarks(s, args.seed, args.out))
         progress(f"(f) memory: {s.big:,} events in a fresh process")
@@ -208,7 +202,6 @@ def main() -> None:
 
     by_name = {
         "a": results[0], "a published": results[1], "decode": results[2], "g": g, "b": b,
-        "d NORMAL pipelined": d_normal_p, "d FULL pipelined": d_full_p,
         "c default": c_default, "c NORMAL": c_normal, "c app": c_app,
         "d NORMAL": d_normal, "d FULL": d_full,
         "e": next(m for m in results if m.label.startswith("replay:")),

@@ -177,12 +177,8 @@ def eventsourcing_application(c: Corpus, path: Path) -> Measurement:
 
 
 async def writer_ingest(
-    batches: Sequence[Sequence[Event]], path: Path, synchronous: Literal["NORMAL", "FULL"],
-    wait: bool = True,
+    batches: Sequence[Sequence[Event]], path: Path, synchronous: Literal["NORMAL", "FULL"]
 ) -> Measurement:
-    """`wait=False` is the writer loop's way under a backlog: each batch is folded while
-    the one before commits (`Writer.ingest(..., wait=False)`), and the last is flushed
-    inside the timed region."""
     log = await EventLog.open(path, synchronous=synchronous)
     try:
         # Workload events carry their recv_ts, so the clock stamps nothing.
@@ -191,11 +187,9 @@ async def writer_ingest(
         appended = 0
         with watch.running():
             for batch in batches:
-                appended += (await writer.ingest(batch, wait=wait)).appended
-            await writer.flush()
+                appended += (await writer.ingest(batch)).appended
     finally:
         await log.close()
     n = sum(len(b) for b in batches)
     assert appended == n, (appended, n)
-    label = f"kernel Writer.ingest, {synchronous}" + ("" if wait else ", pipelined")
-    return Measurement("d", label, n, watch.wall, watch.cpu)
+    return Measurement("d", f"kernel Writer.ingest, {synchronous}", n, watch.wall, watch.cpu)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from decimal import Decimal
 import stat
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 

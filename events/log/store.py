@@ -108,9 +108,6 @@ class EventLog:
     def __init__(self, db: aiosqlite.Connection, path: Path, readonly: bool,
                  lock: WriterLock | None = None) -> None:
         self._db = db
-        #: A writer's second connection, for lookups while an append is in flight on
-        #: `_db` (opened on first use; WAL lets it read beside the writer).
-        self._reader: aiosqlite.Connection | None = None
         #: A writer's third connection, for WAL checkpoints off the append's path.
         self._checkpointer: aiosqlite.Connection | None = None
         self._wal_checkpoint: asyncio.Task[None] | None = None
@@ -191,44 +188,28 @@ class EventLog:
             if self._wal_checkpoint is not None:
                 # Its failure is moot now: the last connection's close checkpoints.
                 await asyncio.gather(self._wal_checkpoint, return_exceptions=True)
-            for extra in (self._reader, self._checkpointer):
-                if extra is not None:
-                    await extra.close()
+            if self._checkpointer is not None:
+                await self._checkpointer.close()
             await self._db.close()
         finally:
             if self._lock is not None:
                 self._lock.release()
 
     async def lookup(self, keys: Iterable[str]) -> dict[str, tuple[int, bytes]]:
-        """The committed (seq, payload) of each of `keys` that is already in the log. A
-        writer's lookups go through a connection of their own, so they do not wait for
-        an append in flight (nor see it before it commits)."""
+        """The logged (seq, payload) of each of `keys` that is already in the log."""
         found: dict[str, tuple[int, bytes]] = {}
         wanted = list(dict.fromkeys(keys))
         try:
-            db = self._db if self.readonly else await self._lookups()
             for i in range(0, len(wanted), _LOOKUP_CHUNK):
                 chunk = wanted[i : i + _LOOKUP_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT dedup_key, seq, payload FROM events WHERE dedup_key IN ({marks})"
                 # One round trip to aiosqlite's thread (execute + fetch + close: three).
-                for key, seq, payload in await db.execute_fetchall(sql, chunk):
+                for key, seq, payload in await self._db.execute_fetchall(sql, chunk):
                     found[key] = (seq, payload)
         except sqlite3.Error as e:
             raise LogError(f"dedup lookup failed: {e}") from e
         return found
-
-    async def _lookups(self) -> aiosqlite.Connection:
-        if self._reader is None:
-            reader = await aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True,
-                                             isolation_level=None)
-            try:
-                await reader.execute("PRAGMA busy_timeout=5000")
-            except BaseException:
-                await reader.close()
-                raise
-            self._reader = reader
-        return self._reader
 
     async def append(
         self,

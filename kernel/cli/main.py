@@ -108,12 +108,10 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
                 else:
                     batch.append(found)
                 if len(batch) >= INGEST_BATCH:
-                    # The next batch is read and folded while this one commits.
-                    total.add(await writer.ingest(batch, wait=False))
+                    total.add(await writer.ingest(batch))
                     batch = []
             if batch:
-                total.add(await writer.ingest(batch, wait=False))
-            await writer.flush()
+                total.add(await writer.ingest(batch))
         elapsed = time.perf_counter() - started
     finally:
         await log.close()

@@ -28,7 +28,6 @@ no earlier than the log's `now`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 
@@ -95,14 +94,9 @@ class Writer:
         committed: Committed | None = None,
     ) -> None:
         self.log = log
-        #: The committed state and its published snapshot: what readers see.
         self.state = state
         self.reconcile_config = reconcile
         self.snapshot = project(state, reconcile)
-        #: The state after the batch in flight (`ingest(..., wait=False)`), which the
-        #: next batch folds onto; `state` while nothing is in flight.
-        self._head = state
-        self._inflight: _InFlight | None = None
         self._clock = clock
         self._checkpoint_every = checkpoint_every
         self._last_checkpoint = last_checkpoint
@@ -111,13 +105,9 @@ class Writer:
 
     def now(self) -> int:
         """The receive time the writer would stamp now (ns): its clock, never before the
-        state's `now` (of the batch in flight too). Events the kernel originates (intents,
-        halts) take it as their `venue_ts`, so they are dated on the kernel's own clock."""
-        return max(self._clock(), self._head.now)
-
-    @property
-    def in_flight(self) -> bool:
-        return self._inflight is not None
+        state's `now`. Events the kernel originates (intents, halts) take it as their
+        `venue_ts`, so they are dated on the kernel's own clock."""
+        return max(self._clock(), self.state.now)
 
     @classmethod
     async def open(
@@ -154,60 +144,22 @@ class Writer:
             committed=committed,
         )
 
-    async def ingest(self, events: Sequence[Event], *, wait: bool = True) -> BatchResult:
+    async def ingest(self, events: Sequence[Event]) -> BatchResult:
         """Log and fold one batch, all or nothing. Raises `LogError` if the log failed.
-        The fold runs in a private copy of the kernel's decimal context (`money.context`).
-
-        With `wait` (the default) it returns once the batch is committed and published,
-        and so is everything before it. Without, it returns once the batch is folded and
-        its append has started: the next `ingest` folds onto it while it commits (the
-        fold of batch N+1 overlaps the commit of batch N), and waits for it before its
-        own append. Its snapshot is published and `committed` called when it has
-        committed, in order; until then `state` and `snapshot` are the last committed
-        ones. The returned result is the batch's screening: what it will append. If its
-        append fails, the next `ingest` or `flush` raises the `LogError`, the writer is
-        back at the last committed state, and the batch folded onto it is not appended."""
+        The fold runs in a private copy of the kernel's decimal context (`money.context`)."""
         with money.context():
-            return await self._ingest(events, wait)
+            return await self._ingest(events)
 
-    async def flush(self) -> None:
-        """Wait for the batch in flight, if any, to be committed and published. Raises
-        its `LogError` if its append failed (the state is then the last committed)."""
-        inflight, self._inflight = self._inflight, None
-        if inflight is None:
-            return
-        try:
-            await inflight.append
-        except BaseException:
-            self._head = self.state
-            raise
-        finally:
-            inflight.result.commit_seconds = time.perf_counter() - inflight.started
-        self.state, self.snapshot = inflight.state, inflight.snapshot
-        if inflight.checkpointed:
-            self._last_checkpoint = inflight.state.seq
-        self._announce(inflight.result, inflight.snapshot)
-
-    def _announce(self, result: BatchResult, snap: AccountSnapshotV2 | None) -> None:
-        if snap is not None and self._publish is not None:
-            self._publish(snap)
-        if self._committed is not None:
-            self._committed(result)
-
-    async def _ingest(self, events: Sequence[Event], wait: bool) -> BatchResult:
-        head = self._head
-        now = max(self._clock(), head.now)
+    async def _ingest(self, events: Sequence[Event]) -> BatchResult:
+        now = max(self._clock(), self.state.now)
         stamped = [e if e.recv_ts else msgspec.structs.replace(e, recv_ts=now) for e in events]
         started = time.perf_counter()
         keys = [e.dedup_key for e in stamped]
         legacy = [_legacy_funding_key(e) for e in stamped if isinstance(e, FundingSettled)]
-        # The batch in flight is not in the log yet: its keys are looked up in memory.
         logged = await self.log.lookup([*keys, *legacy])
-        inflight = self._inflight
-        seen: dict[str, tuple[int, Event]] = {} if inflight is None else dict(inflight.seen)
-        prev = self.snapshot if inflight is None else inflight.snapshot
+        seen: dict[str, tuple[int, Event]] = {}
         result = BatchResult(received=len(events))
-        state = head
+        state = self.state
         accepted: list[Event] = []
         accepted_keys: list[str] = []
         for ev, key in zip(stamped, keys, strict=True):
@@ -252,31 +204,31 @@ class Writer:
         result.last_seq = state.seq
         if not accepted:
             result.fold_seconds = time.perf_counter() - started
-            await self.flush()  # announced in log order
-            self._announce(result, None)
+            if self._committed is not None:
+                self._committed(result)
             return result
         state = settled(state)
-        snap = project(state, self.reconcile_config, prev)
+        snap = project(state, self.reconcile_config, self.snapshot)
         result.fold_seconds = time.perf_counter() - started
-        await self.flush()  # appends are in log order; raises if the one in flight failed
         checkpoint = None
         if state.seq - self._last_checkpoint >= self._checkpoint_every:
             checkpoint = (state.seq, encode_state(state))
+        started = time.perf_counter()
+        await self.log.append(accepted, checkpoint, accepted_keys)
+        result.commit_seconds = time.perf_counter() - started
+        self.state, self.snapshot = state, snap
+        if checkpoint is not None:
+            self._last_checkpoint = state.seq
         result.appended = len(accepted)
         result.events, result.keys = accepted, accepted_keys
-        self._head = state
-        own = {k: seen[k] for k in accepted_keys}  # the next batch's in-memory lookups
-        self._inflight = _InFlight(
-            asyncio.ensure_future(self.log.append(accepted, checkpoint, accepted_keys)),
-            result, state, snap, own, checkpoint is not None, time.perf_counter())
-        if wait:
-            await self.flush()
+        if self._publish is not None:
+            self._publish(snap)
+        if self._committed is not None:
+            self._committed(result)
         return result
 
     async def checkpoint(self) -> bool:
-        """Checkpoint the current state unless the last checkpoint already holds it
-        (after the batch in flight, if any, is committed)."""
-        await self.flush()
+        """Checkpoint the current state unless the last checkpoint already holds it."""
         if self.state.seq <= self._last_checkpoint:
             return False
         await self.log.checkpoint(self.state.seq, encode_state(self.state))
@@ -299,23 +251,6 @@ class Writer:
             logged[key] = found[key]
         seq, payload = logged[key]
         return seq, decode(payload)
-
-
-class _InFlight:
-    """A batch folded and being appended: what `flush` publishes once it commits."""
-
-    __slots__ = ("append", "checkpointed", "result", "seen", "snapshot", "started", "state")
-
-    def __init__(self, append: asyncio.Future[int], result: BatchResult, state: AccountState,
-                 snapshot: AccountSnapshotV2, seen: dict[str, tuple[int, Event]],
-                 checkpointed: bool, started: float) -> None:
-        self.append = append
-        self.result = result
-        self.state = state
-        self.snapshot = snapshot
-        self.seen = seen
-        self.checkpointed = checkpointed
-        self.started = started
 
 
 def _legacy_funding_key(ev: FundingSettled) -> str:

@@ -116,9 +116,6 @@ class WriterLoop:
         last_ping = 0.0
         try:
             while True:
-                if self.queue.empty():
-                    # Nothing more to fold while the last batch commits: publish it first.
-                    await writer.flush()
                 try:
                     # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel
                     # that lands as an item arrives, and the writer would run on.
@@ -142,16 +139,13 @@ class WriterLoop:
                         break
                     batch.append(nxt)
                 if batch:
-                    # Not waiting for the commit: the next batch folds while it runs.
-                    await writer.ingest(batch, wait=False)
+                    await writer.ingest(batch)
                 if held is not None:
-                    await writer.flush()  # it must read the state it appends to
                     await self._run_submission(writer, held)
                 if time.monotonic() - last_ping >= ping_every:
                     self.notifier.watchdog()
                     last_ping = time.monotonic()
                 if stop:
-                    await writer.flush()
                     return
         finally:
             self._closed = True
