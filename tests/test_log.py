@@ -298,11 +298,11 @@ async def test_wal_checkpoints_run_beside_the_writer_and_keep_the_wal_small(
     wal = db.with_name(db.name + "-wal")
     sizes = []
     for b in range(40):  # about 4 MB of WAL without checkpoints
+        # Back to back: each checkpoint beside the writer overlaps the next appends, so
+        # the WAL is only ever restarted by the writer's own copy of what they added.
         await log.append([mark(b * 500 + i) for i in range(500)])
-        if log._wal_checkpoint is not None:
-            await log._wal_checkpoint  # let the one in flight finish, as time would
         sizes.append(wal.stat().st_size)
-    assert max(sizes) < 1_500_000, sizes  # the WAL is reused once checkpointed
+    assert max(sizes) < 2_000_000, sizes  # the WAL is reused once checkpointed
     assert log.last_seq == 20_000
     await log.close()
     reader = await EventLog.open(db, readonly=True)

@@ -37,8 +37,10 @@ WAL checkpoints (copying the WAL back into the database file, with its fsyncs) d
 run inside a commit, as SQLite's automatic checkpoint would, stalling the append that
 crosses its threshold: the writer's connection has ``wal_autocheckpoint=0`` and, once
 ``CHECKPOINT_BYTES`` of payload were appended since the last one, a PASSIVE checkpoint
-runs on a connection of its own while the writer goes on. One runs at a time; if one
-fails, the next append raises its `LogError`.
+copies the WAL on a connection of its own while the writer goes on; the next append
+after it finished copies, on the writer's connection, just the frames appended
+meanwhile, so the transaction after that starts the WAL file over. One runs at a time;
+if one fails, the next append raises its `LogError`.
 """
 
 from __future__ import annotations
@@ -260,6 +262,8 @@ class EventLog:
         return seq
 
     async def _checkpoint_wal(self) -> None:
+        """The bulk of a checkpoint, beside the writer: every frame committed when it
+        starts."""
         try:
             if self._checkpointer is None:
                 self._checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
@@ -269,11 +273,21 @@ class EventLog:
             raise LogError(f"WAL checkpoint of {self.path} failed: {e}") from e
 
     async def _checkpoint_outcome(self) -> None:
-        """Raise the `LogError` of a finished WAL checkpoint that failed (once)."""
+        """After a checkpoint beside the writer finished: raise its `LogError` if it
+        failed; else copy, on the writer's own connection, the few frames appended while
+        it ran. The WAL is then wholly in the database, and the transaction that follows
+        starts the WAL file over (it only can when no frame is left behind: without this
+        step a busy writer always appends during the checkpoint, and the WAL grows
+        without end)."""
         task = self._wal_checkpoint
-        if task is not None and task.done():
-            self._wal_checkpoint = None
-            task.result()
+        if task is None or not task.done():
+            return
+        self._wal_checkpoint = None
+        task.result()
+        try:
+            await self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as e:
+            raise LogError(f"WAL checkpoint of {self.path} failed: {e}") from e
 
     async def checkpoint(self, seq: int, state: bytes) -> None:
         """Checkpoint the fold state after the last event (`seq` must be `last_seq`)."""
