@@ -13,8 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 ROWS = (
     "| a | fold: decode + fold + project |",
+    "| a | fold: decode + fold, project per 1,000 (published) |",
     "| a | decode alone |",
     "| a | fold alone |",
+    "| a | fold alone, settled per 1,000 |",
     "| a | project alone |",
     "| b | raw sqlite3 executemany, NORMAL |",
     "| c | eventsourcing SQLiteApplicationRecorder, library default |",
@@ -22,15 +24,17 @@ ROWS = (
     "| c | eventsourcing Application + Aggregate, library default |",
     "| d | kernel Writer.ingest, NORMAL |",
     "| d | kernel Writer.ingest, FULL |",
+    "| g | `exkernel ingest FILE`, NORMAL |",
     "| e | replay: load_state(use_checkpoints=False) |",
     "| e | `exkernel replay --db PATH` |",
     "| f | memory: Writer.ingest in a fresh process, NORMAL |",
 )
 
 
-def test_quick_run_prints_every_benchmark_row(tmp_path: Path) -> None:
+def quick(module: str, out: Path) -> str:
+    """`python -m MODULE --quick --out OUT`'s stdout, once it exited 0."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", module, "--quick", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -38,22 +42,19 @@ def test_quick_run_prints_every_benchmark_row(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    missing = [row for row in ROWS if row not in done.stdout]
-    assert not missing, f"rows missing from the output:\n{done.stdout}"
-    assert "| (f) RSS growth" in done.stdout
+    return done.stdout
+
+
+def test_quick_run_prints_every_benchmark_row(tmp_path: Path) -> None:
+    stdout = quick("bench.run", tmp_path)
+    missing = [row for row in ROWS if row not in stdout]
+    assert not missing, f"rows missing from the output:\n{stdout}"
+    assert "| (f) RSS growth" in stdout
 
 
 def test_quick_restart_prints_every_row(tmp_path: Path) -> None:
     """`python -m bench.restart --quick`: the build, the floors, every daemon run."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.restart", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    stdout = quick("bench.restart", tmp_path)
     rows = (
         "| Writer.ingest, NORMAL, batches of 1,000, fresh process | 200,000 |",
         "| events ingested | builder VmRSS MB |",
@@ -65,6 +66,6 @@ def test_quick_restart_prints_every_row(tmp_path: Path) -> None:
         "| 4: worst tail | 9,999 |",
         "| restart to READY=1, tail 9,999 |",
     )
-    missing = [row for row in rows if row not in done.stdout]
-    assert not missing, f"rows missing from the output:\n{done.stdout}"
+    missing = [row for row in rows if row not in stdout]
+    assert not missing, f"rows missing from the output:\n{stdout}"
     assert not list(tmp_path.glob("restart-*")), "the scratch state dir is left behind"
