@@ -1,5 +1,6 @@
 """The kill switch: when trading must stop on its own. Pure: the shell feeds it each
-committed snapshot and the kernel's own command outcomes, and logs `trading_halted` with
+published snapshot (one per committed batch: docs/snapshot.md, "What is computed when")
+and the kernel's own command outcomes, and logs `trading_halted` with
 the reason it returns; the diff then cancels every working order and the API refuses new
 intents until an operator resumes (an explicit command, logged as `trading_resumed`).
 

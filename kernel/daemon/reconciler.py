@@ -114,7 +114,8 @@ class Reconciler:
     # -- what the daemon calls ----------------------------------------------------------
 
     def published(self, snap: AccountSnapshotV2) -> None:
-        """After each committed snapshot: feed the kill switch, wake the pass."""
+        """After each published snapshot (one per committed batch): feed the kill switch,
+        wake the pass."""
         if self._halt is None and (reason := self.kill.snapshot(snap)) is not None:
             self._halt = reason
         self.wake.set()
