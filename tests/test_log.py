@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
 from decimal import Decimal
@@ -308,3 +309,33 @@ async def test_wal_checkpoints_run_beside_the_writer_and_keep_the_wal_small(
     reader = await EventLog.open(db, readonly=True)
     assert await reader.count() == 20_000
     await reader.close()
+
+
+async def test_a_failed_wal_checkpoint_fails_the_next_append_and_loses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import events.log.store as store
+
+    monkeypatch.setattr(store, "CHECKPOINT_BYTES", 1_000)
+    db = tmp_path / "ev.db"
+    log = await EventLog.open(db)
+
+    class Failing:
+        """The checkpoint connection meeting a full disk or an I/O error (a stand-in:
+        nothing real fails SQLite's checkpoint on demand)."""
+
+        async def execute(self, sql: str) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        async def close(self) -> None:
+            pass
+
+    log._checkpointer = Failing()  # type: ignore[assignment]
+    await log.append([mark(i) for i in range(20)])  # starts the checkpoint beside it
+    assert log._wal_checkpoint is not None
+    await asyncio.gather(log._wal_checkpoint, return_exceptions=True)
+    with pytest.raises(LogError, match=r"WAL checkpoint of .* failed"):
+        await log.append([mark(100)])
+    assert log.last_seq == 20 and await log.count() == 20  # the refused batch is not in
+    await log.append([mark(100)])  # the failure is reported once; appends go on
+    assert log.last_seq == 21
+    await log.close()

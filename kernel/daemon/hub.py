@@ -96,8 +96,8 @@ class Hub:
         self.book = IntentBook()
         self.closed = False
         self._encoder: Encoder = encoder or PublicEncoder()
-        self._body: tuple[int, bytes] | None = None
-        self._bare: tuple[int, bytes] | None = None
+        #: The latest snapshot's public JSON, by whether it carries the book: (seq, body).
+        self._bodies: dict[bool, tuple[int, bytes]] = {}
         self._listeners: list[Listener] = []
         self._holders = 0
         self._ring: list[Logged | None] = []
@@ -108,7 +108,7 @@ class Hub:
     def start(self, snap: AccountSnapshotV2, book: IntentBook) -> None:
         """The state replay ended with, before anything new is committed."""
         self.latest, self.book, self.seq = snap, book, snap.seq
-        self._body = self._bare = None
+        self._bodies.clear()
         self._ring_from = self.seq + 1
 
     def committed(self, snap: AccountSnapshotV2, book: IntentBook,
@@ -142,13 +142,11 @@ class Hub:
         snap = self.latest
         if snap is None:
             return None
-        if book:
-            if self._body is None or self._body[0] != snap.seq:
-                self._body = (snap.seq, self._encoder(snap, self.book))
-            return self._body
-        if self._bare is None or self._bare[0] != snap.seq:
-            self._bare = (snap.seq, self._encoder(snap, self.book, with_book=False))
-        return self._bare
+        found = self._bodies.get(book)
+        if found is None or found[0] != snap.seq:
+            found = self._bodies[book] = (
+                snap.seq, self._encoder(snap, self.book, with_book=book))
+        return found
 
     def retain_events(self) -> None:
         """Keep committed events from now on (for event subscribers), until released."""
