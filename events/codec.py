@@ -15,7 +15,7 @@ import json
 import re
 import typing
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import msgspec
 
@@ -108,39 +108,39 @@ def decode(data: bytes | str) -> Event:
 
     Stricter than the log's own decoding: no key twice in one object (msgspec keeps the
     last), and every decimal written in JSON's number grammar. Both are checked on the
-    untyped tree: a key repeated is a key token the tree does not hold (only then is the
-    text parsed again, slowly, to name the key)."""
+    untyped tree (`_unique_keys_only`, `_plain_decimals`)."""
     event = decode_logged(data)
     raw = data.encode() if isinstance(data, str) else data
     tree = _untyped.decode(raw)
-    if len(_KEY_TOKEN.findall(raw)) != _keys(tree):
-        json.loads(data, object_pairs_hook=_unique_keys)
-        raise msgspec.ValidationError("a key appears twice in one object")
+    _unique_keys_only(raw, tree)
     _plain_decimals(tree, _DECIMALS[type(event)], type(event).__name__)
     return event
 
 
 _untyped = msgspec.json.Decoder()
-# A JSON string followed by a colon: in valid JSON, exactly the object keys.
-_KEY_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"[ \t\n\r]*:', re.DOTALL)
+_untyped_encoder = msgspec.json.Encoder()
 
 
-def _keys(tree: Any) -> int:
-    """How many keys the objects of `tree` hold, nested ones included."""
-    if isinstance(tree, dict):
-        n = len(tree)
-        for v in tree.values():
-            if isinstance(v, dict | list):
-                n += _keys(v)
-        return n
-    if isinstance(tree, list):
-        return sum(_keys(v) for v in tree if isinstance(v, dict | list))
-    return 0
+def _unique_keys_only(text: bytes, tree: Any) -> None:
+    """Raise if an object of the valid JSON `text` (decoded: `tree`) gives a key twice.
+
+    The check in C: without a backslash in `text`, every `"` opens or closes a string,
+    and a key given twice is a key string (and maybe a string value) that `tree` no
+    longer holds, so `tree` written out again has fewer `"`. Only a text with escapes,
+    or one that lost a string, is parsed again, slowly, to name the key."""
+    if b"\\" not in text and text.count(b'"') == _untyped_encoder.encode(tree).count(b'"'):
+        return
+    try:
+        json.loads(text, object_pairs_hook=_unique_keys)
+    except msgspec.ValidationError:
+        raise
+    except ValueError as e:  # what msgspec read, the standard library should read too
+        raise msgspec.DecodeError(f"JSON is not valid: {e}") from e
 
 
 # A decimal as JSON writes a number: ASCII digits, no underscores, no spaces.
 _PLAIN = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\Z")
-_Paths: TypeAlias = dict[str, Any]
+_plain = _PLAIN.match
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -152,41 +152,50 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _plain_decimals(tree: Any, paths: _Paths, where: str) -> None:
-    for name, spec in paths.items():
-        value = tree.get(name) if isinstance(tree, dict) else None
-        if value is None:
-            continue
-        if spec is Decimal:
-            if isinstance(value, str) and not _PLAIN.match(value):
-                raise msgspec.ValidationError(
-                    f"{where}.{name} must be written as a plain decimal (like \"1.25\"),"
-                    f" was {value!r}")
-        elif isinstance(value, list):
+class _Decimals(NamedTuple):
+    """Where a struct holds Decimals: its own Decimal fields, and its fields of structs
+    (or of lists of structs) that hold some."""
+
+    fields: tuple[str, ...]
+    nested: tuple[tuple[str, _Decimals], ...]
+
+
+def _plain_decimals(tree: Any, where: _Decimals, path: str) -> None:
+    if not isinstance(tree, dict):
+        return
+    for name in where.fields:
+        value = tree.get(name)
+        if value.__class__ is str and not _plain(value):
+            raise msgspec.ValidationError(
+                f"{path}.{name} must be written as a plain decimal (like \"1.25\"),"
+                f" was {value!r}")
+    for name, inner in where.nested:
+        value = tree.get(name)
+        if isinstance(value, list):
             for i, item in enumerate(value):
-                _plain_decimals(item, spec, f"{where}.{name}[{i}]")
-        else:
-            _plain_decimals(value, spec, f"{where}.{name}")
+                _plain_decimals(item, inner, f"{path}.{name}[{i}]")
+        elif value is not None:
+            _plain_decimals(value, inner, f"{path}.{name}")
 
 
-def _decimal_paths(cls: type[Any]) -> _Paths:
-    """Where `cls` holds Decimals: field -> Decimal, or the paths inside a nested struct."""
-    out: _Paths = {}
+def _decimal_paths(cls: type[Any]) -> _Decimals:
+    fields: list[str] = []
+    nested: list[tuple[str, _Decimals]] = []
     for name, hint in typing.get_type_hints(cls).items():
         if name not in cls.__struct_fields__:
             continue
         for arg in (hint, *typing.get_args(hint), *(
                 a for t in typing.get_args(hint) for a in typing.get_args(t))):
             if arg is Decimal:
-                out[name] = Decimal
+                fields.append(name)
                 break
             if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
-                out[name] = _decimal_paths(arg)
+                nested.append((name, _decimal_paths(arg)))
                 break
-    return out
+    return _Decimals(tuple(fields), tuple(nested))
 
 
-_DECIMALS: dict[type[Any], _Paths] = {t: _decimal_paths(t) for t in EVENT_TYPES}
+_DECIMALS: dict[type[Any], _Decimals] = {t: _decimal_paths(t) for t in EVENT_TYPES}
 
 
 def identity(event: Event) -> Event:

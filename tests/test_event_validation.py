@@ -21,7 +21,10 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from events import codec
 from events.codec import KINDS, decode, encode, identity
 from events.control import MAX_RAW_BYTES, InputQuarantined, quarantine
 from events.facts import AssetBalance, MarginReport, ReportedPosition
@@ -664,11 +667,70 @@ def test_repeated_key_in_a_nested_object_is_refused_and_named() -> None:
         decode(line)
 
 
+def test_a_repeated_key_is_refused_though_escaped_quotes_make_up_for_its_strings() -> None:
+    # The repeat takes 4 `"` away (its key and "a"); the value kept writes 4 quotes as
+    # \u0022, which written out again are 4 `"` more: the count alone would balance.
+    line = (b'{"kind":"venue_connected","venue_ts":1,"venue":"a",'
+            b'"venue":"\\u0022\\u0022\\u0022\\u0022"}')
+    with pytest.raises(msgspec.ValidationError, match="key 'venue' appears twice"):
+        decode(line)
+
+
 def test_a_value_that_looks_like_a_key_is_not_counted_as_one() -> None:
     # Quotes, colons and backslashes inside strings: one key each, nothing repeated.
     event = decode(dumps({"kind": "venue_connected", "venue_ts": 1,
                           "venue": 'a\\":"venue":"b" : c'}))
     assert event.venue == 'a\\":"venue":"b" : c'
+
+
+class Pairs(list[tuple[str, Any]]):
+    """A JSON object as written, key by key: it may give a key twice."""
+
+
+def _write(value: Any, space: str, escape: bool) -> str:
+    """`value` as JSON text, `space` around its punctuation; with `escape`, every `"` in
+    a string written `\\u0022` (a quote in JSON, as json.dumps never writes it)."""
+    if isinstance(value, Pairs):
+        return "{" + f",{space}".join(
+            f"{_write(k, space, escape)}{space}:{space}{_write(v, space, escape)}"
+            for k, v in value) + "}"
+    if isinstance(value, list):
+        return "[" + f",{space}".join(_write(v, space, escape) for v in value) + "]"
+    if isinstance(value, str) and escape:
+        return '"' + "".join("\\u0022" if c == '"' else json.dumps(c, ensure_ascii=False)[1:-1]
+                             for c in value) + '"'
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _repeats_a_key(value: Any) -> bool:
+    if isinstance(value, Pairs):
+        keys = [k for k, _ in value]
+        return len(set(keys)) != len(keys) or any(_repeats_a_key(v) for _, v in value)
+    return isinstance(value, list) and any(_repeats_a_key(v) for v in value)
+
+
+# Keys and strings made of what could fool a count of quotes or colons.
+_tricky = st.text(alphabet='ab:" \\,{}\u00e9\n', max_size=6)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | _tricky,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.lists(st.tuples(st.sampled_from(["a", "b", ":", '"', "a\\"]) | _tricky, inner),
+               max_size=4).map(Pairs),
+    max_leaves=12,
+)
+
+
+@given(tree=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), _json), max_size=5).map(Pairs),
+       space=st.sampled_from(["", " ", "\n\t"]), escape=st.booleans())
+def test_a_repeated_key_is_found_wherever_it_is_and_only_then(
+        tree: Pairs, space: str, escape: bool) -> None:
+    text = _write(tree, space, escape).encode()
+    assert json.loads(text) == msgspec.json.decode(text)
+    if _repeats_a_key(tree):
+        with pytest.raises(msgspec.ValidationError, match="appears twice in one object"):
+            codec._unique_keys_only(text, msgspec.json.decode(text))
+    else:
+        codec._unique_keys_only(text, msgspec.json.decode(text))
 
 
 def test_distinct_fills_have_distinct_dedup_keys() -> None:
