@@ -29,8 +29,9 @@ Every function here returns new values; nothing is mutated after construction.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -98,7 +99,11 @@ def residual(asset: AssetDefined | None) -> Residual:
     documented its precision."""
     if asset is None:
         return _no_residual
-    places, mode = asset.precision, asset.rounding
+    return _residuals(asset.precision, asset.rounding)
+
+
+@functools.cache
+def _residuals(places: int, mode: str) -> Residual:
     return lambda x: round_to(x, places, mode) - x
 
 
@@ -118,9 +123,8 @@ def apply_fill(
     (`kernel.position.book`), so a late one also re-prices the fills that followed it.
     `settle_asset` is the venue's precision for the settlement asset, if documented."""
     q = fill.qty if fill.side == "buy" else -fill.qty
-    wallets = _add(k.wallets, fill.fee_currency, -fill.fee)
-    fees = _add(k.fees, fill.fee_currency, fill.fee)
     if inst.instrument_kind == "spot":
+        wallets = _add(k.wallets, fill.fee_currency, -fill.fee)
         held = k.holdings.get(fill.symbol) or Position(symbol=fill.symbol)
         shrink = fill.fee if fill.fee_currency == inst.base else ZERO  # fee in the base coin
         booked = book(k.journals.get(fill.symbol, ()), held, fill.venue_ts, fill.trade_id, q,
@@ -134,15 +138,15 @@ def apply_fill(
             holdings.pop(fill.symbol, None)
         else:
             holdings[fill.symbol] = booked.position
-        k = msgspec.structs.replace(
-            k, wallets=wallets, fees=fees, holdings=holdings, journals=journals,
+        return refresh(
+            k, instruments, touched=(inst.base, inst.quote, fill.fee_currency), symbols=(),
+            wallets=wallets, fees=_add(k.fees, fill.fee_currency, fill.fee),
+            holdings=holdings, journals=journals,
             # The sale's cash is in the quote wallet already: realized PnL is reported,
             # not added to it.
             realized_pnl=_add(k.realized_pnl, inst.quote, booked.delta),
             realized_by_symbol=_add(k.realized_by_symbol, fill.symbol, booked.delta),
-        )
-        touched: tuple[str, ...] = (inst.base, inst.quote, fill.fee_currency)
-        return refresh(k, instruments, touched=touched, symbols=()), booked
+        ), booked
     key = position_key(fill.symbol, fill.position_side)
     pos = k.positions.get(key) or Position(symbol=fill.symbol, position_side=fill.position_side)
     booked = book(k.journals.get(key, ()), pos, fill.venue_ts, fill.trade_id, q, fill.price,
@@ -154,19 +158,22 @@ def apply_fill(
         positions.pop(key, None)
     else:
         positions[key] = booked.position
-    realized_pnl = _add(k.realized_pnl, inst.settle, booked.delta)
+    settle = inst.settle
+    wallets = dict(k.wallets)
+    wallets[fill.fee_currency] = wallets.get(fill.fee_currency, ZERO) + -fill.fee
     if booked.delta:
-        wallets = _add(wallets, inst.settle, booked.delta)
+        wallets[settle] = wallets.get(settle, ZERO) + booked.delta
     rounding = k.venue_rounding
-    if booked.residual or inst.settle not in rounding:
-        rounding = _add(rounding, inst.settle, booked.residual)
-    k = msgspec.structs.replace(
-        k, wallets=wallets, fees=fees, positions=positions, journals=journals,
-        realized_pnl=realized_pnl, venue_rounding=rounding,
+    if booked.residual or settle not in rounding:
+        rounding = _add(rounding, settle, booked.residual)
+    touched = (settle,) if settle == fill.fee_currency else (settle, fill.fee_currency)
+    return refresh(
+        k, instruments, touched=touched, symbols=(fill.symbol,),
+        wallets=wallets, fees=_add(k.fees, fill.fee_currency, fill.fee), positions=positions,
+        journals=journals, realized_pnl=_add(k.realized_pnl, settle, booked.delta),
+        venue_rounding=rounding,
         realized_by_symbol=_add(k.realized_by_symbol, fill.symbol, booked.delta),
-    )
-    touched = (inst.settle, fill.fee_currency)
-    return refresh(k, instruments, touched=touched, symbols=(fill.symbol,)), booked
+    ), booked
 
 
 def apply_cash(
@@ -177,12 +184,9 @@ def apply_cash(
     instruments: dict[str, InstrumentDefined],
 ) -> KLedger:
     """A signed cash flow into `asset`'s wallet, accounted under `field`."""
-    k = msgspec.structs.replace(
-        k,
-        wallets=_add(k.wallets, asset, amount),
-        **{field: _add(getattr(k, field), asset, amount)},
-    )
-    return refresh(k, instruments, touched=(asset,), symbols=())
+    return refresh(k, instruments, touched=(asset,), symbols=(),
+                   wallets=_add(k.wallets, asset, amount),
+                   **{field: _add(getattr(k, field), asset, amount)})
 
 
 def apply_mark(
@@ -190,8 +194,7 @@ def apply_mark(
 ) -> KLedger:
     marks = dict(k.marks)
     marks[symbol] = price
-    return refresh(msgspec.structs.replace(k, marks=marks), instruments, touched=(),
-                   symbols=(symbol,))
+    return refresh(k, instruments, touched=(), symbols=(symbol,), marks=marks)
 
 
 def apply_leverage(
@@ -199,8 +202,7 @@ def apply_leverage(
 ) -> KLedger:
     lev = dict(k.leverage)
     lev[symbol] = leverage
-    return refresh(msgspec.structs.replace(k, leverage=lev), instruments, touched=(),
-                   symbols=(symbol,))
+    return refresh(k, instruments, touched=(), symbols=(symbol,), leverage=lev)
 
 
 def notional(qty: Decimal, inst: InstrumentDefined, mark: Decimal) -> Decimal:
@@ -233,33 +235,35 @@ def refresh(
     *,
     touched: tuple[str, ...],
     symbols: tuple[str, ...] | None,
+    **changes: Any,
 ) -> KLedger:
-    """K after the wallets of `touched` assets and the positions (or marks, or leverage)
-    of `symbols` changed (`symbols=None`: every position, e.g. new instrument rules).
+    """K with `changes` (new values of its fields) made, after which the wallets of
+    `touched` assets and the positions (or marks, or leverage) of `symbols` changed
+    (`symbols=None`: every position, e.g. new instrument rules).
 
     The peak and drawdown of each touched wallet move now: they remember the path. The
     figures that are a function of K's present alone (valuations, and per asset the
     unrealized PnL, open notional, used margin, equity, available margin) are only
     marked stale, and `settle` computes them: once per event, or once for a whole batch
     of events (the writer's and the replay's way), with the same result."""
-    peak, drawdown = k.peak_capital, k.drawdown
     if touched:
-        peak, drawdown = dict(peak), dict(drawdown)
+        wallets = changes.get("wallets", k.wallets)
+        peak, drawdown = dict(k.peak_capital), dict(k.drawdown)
         for a in touched:
-            w = k.wallets.get(a, ZERO)
+            w = wallets.get(a, ZERO)
             if a not in peak or w > peak[a]:
                 peak[a] = w
             drawdown[a] = peak[a] - w
+        changes["peak_capital"], changes["drawdown"] = peak, drawdown
+        stale_assets = k.stale_assets
+        if not stale_assets.issuperset(touched):
+            changes["stale_assets"] = stale_assets.union(touched)
     stale_symbols = k.stale_symbols
     if symbols is None:
-        stale_symbols = None
+        changes["stale_symbols"] = None
     elif symbols and stale_symbols is not None and not stale_symbols.issuperset(symbols):
-        stale_symbols = stale_symbols.union(symbols)
-    stale_assets = k.stale_assets
-    if touched and not stale_assets.issuperset(touched):
-        stale_assets = stale_assets.union(touched)
-    return msgspec.structs.replace(k, peak_capital=peak, drawdown=drawdown,
-                                   stale_symbols=stale_symbols, stale_assets=stale_assets)
+        changes["stale_symbols"] = stale_symbols.union(symbols)
+    return msgspec.structs.replace(k, **changes)
 
 
 def settle(k: KLedger, instruments: dict[str, InstrumentDefined]) -> KLedger:

@@ -21,6 +21,7 @@ else can touch.
 from __future__ import annotations
 
 import decimal
+import functools
 from contextlib import AbstractContextManager
 from decimal import Decimal
 
@@ -71,7 +72,12 @@ _MODES = {
 def round_to(x: Decimal, places: int, mode: str) -> Decimal:
     """`x` rounded to `places` decimals the way a venue documents it (`half_even`,
     `half_up` or `down`, as `events.facts.Rounding` names them)."""
-    return x.quantize(Decimal(1).scaleb(-places), rounding=_MODES[mode])
+    return x.quantize(_quantum(places), rounding=_MODES[mode])
+
+
+@functools.cache
+def _quantum(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
 
 
 def require() -> None:

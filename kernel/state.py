@@ -12,11 +12,11 @@ treats anything else as an `InvariantViolation`.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import assert_never
+from typing import Any, Literal, assert_never
 
 import msgspec
 
-from events.codec import Event
+from events.codec import EVENT_TYPES, Event
 from events.control import (
     InputQuarantined,
     ManualAdjustment,
@@ -115,6 +115,7 @@ class AccountState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 
 
 GENESIS = AccountState()
+_TAGS: dict[type, str] = {t: t.__struct_config__.tag for t in EVENT_TYPES}
 
 
 def fold(state: AccountState, event: Event, seq: int, event_id: str | None = None, *,
@@ -141,8 +142,10 @@ def settled(state: AccountState) -> AccountState:
 def _fold(state: AccountState, event: Event, seq: int, event_id: str | None) -> AccountState:
     if seq != state.seq + 1:
         raise InvariantViolation(f"fold expected seq {state.seq + 1}, got {seq}")
+    if type(event) is OrderFilled:
+        return _fill(state, event, seq, event.dedup_key if event_id is None else event_id)
     if type(event) is MarkPriceObserved:
-        # The most frequent event: one copy of the state, not two.
+        # The most frequent events, marks and fills: one copy of the state, not two.
         return msgspec.structs.replace(
             state,
             seq=seq,
@@ -152,111 +155,120 @@ def _fold(state: AccountState, event: Event, seq: int, event_id: str | None) -> 
             now=max(state.now, event.recv_ts),
             k=ledger.apply_mark(state.k, event.symbol, event.price, state.instruments),
         )
-    s = msgspec.structs.replace(
-        state,
-        seq=seq,
-        event_id=event.dedup_key if event_id is None else event_id,
-        event_kind=type(event).__struct_config__.tag,
-        event_ts=event.venue_ts,
-        now=max(state.now, event.recv_ts),
-    )
+    # Every event moves these; each case below adds what its event moves, in one copy.
+    head = {"seq": seq, "event_id": event.dedup_key if event_id is None else event_id,
+            "event_kind": _TAGS[type(event)], "event_ts": event.venue_ts,
+            "now": max(state.now, event.recv_ts)}
     match event:
-        case OrderFilled():
-            return _fill(s, event)
-        case MarkPriceObserved():
+        case OrderFilled() | MarkPriceObserved():
             raise AssertionError("folded above")
         case FundingSettled():
-            k = ledger.apply_cash(s.k, event.asset, event.amount, "funding", s.instruments)
-            return _moved_wallets(msgspec.structs.replace(s, k=k), event, (event.asset,))
+            return _cash(state, head, event, event.amount, "funding")
         case TransferCompleted():
-            k = ledger.apply_cash(s.k, event.asset, event.signed_amount, "transfers", s.instruments)
-            return _moved_wallets(msgspec.structs.replace(s, k=k), event, (event.asset,))
+            return _cash(state, head, event, event.signed_amount, "transfers")
         case ManualAdjustment():
-            k = ledger.apply_cash(s.k, event.asset, event.amount, "adjustments", s.instruments)
-            return _moved_wallets(msgspec.structs.replace(s, k=k), event, (event.asset,))
+            return _cash(state, head, event, event.amount, "adjustments")
         case BalanceReported():
-            return msgspec.structs.replace(s, e=venue.apply_balances(s.e, event))
+            return msgspec.structs.replace(state, **head, e=venue.apply_balances(state.e, event))
         case PositionsReported():
-            return msgspec.structs.replace(s, e=venue.apply_positions(s.e, event, s.instruments))
+            e = venue.apply_positions(state.e, event, state.instruments)
+            return msgspec.structs.replace(state, **head, e=e)
         case InstrumentDefined():
-            instruments = dict(s.instruments)
+            instruments = dict(state.instruments)
             instruments[event.symbol] = event
             # New positions mapping too: rules that read instrument rules must re-run.
-            k = msgspec.structs.replace(s.k, positions=dict(s.k.positions))
+            k = msgspec.structs.replace(state.k, positions=dict(state.k.positions))
             k = ledger.refresh(k, instruments, touched=(), symbols=None)
-            return msgspec.structs.replace(s, instruments=instruments, k=k)
+            return msgspec.structs.replace(state, **head, instruments=instruments, k=k)
         case LeverageSet():
-            return msgspec.structs.replace(
-                s, k=ledger.apply_leverage(s.k, event.symbol, event.leverage, s.instruments)
-            )
+            k = ledger.apply_leverage(state.k, event.symbol, event.leverage, state.instruments)
+            return msgspec.structs.replace(state, **head, k=k)
         case OrderStatusReported():
-            return msgspec.structs.replace(s, order_updates=s.order_updates + 1,
-                                           book=orders.report(s.book, event))
+            return msgspec.structs.replace(state, **head, order_updates=state.order_updates + 1,
+                                           book=orders.report(state.book, event))
         case OrderNotFound():
-            return msgspec.structs.replace(s, book=orders.not_found(s.book, event))
+            return msgspec.structs.replace(state, **head,
+                                           book=orders.not_found(state.book, event))
         case IntentPlaced() | IntentAmended() | IntentCanceled():
-            return msgspec.structs.replace(s, intents=s.intents + 1,
-                                           book=intents.apply(s.book, event))
+            return msgspec.structs.replace(state, **head, intents=state.intents + 1,
+                                           book=intents.apply(state.book, event))
         case PlaceOrder() | AmendOrder() | CancelOrder():
-            return msgspec.structs.replace(s, commands=s.commands + 1,
-                                           book=orders.command(s.book, event))
+            return msgspec.structs.replace(state, **head, commands=state.commands + 1,
+                                           book=orders.command(state.book, event))
         case CommandAcknowledged() | CommandRejected() | CommandOutcomeUnknown():
-            return msgspec.structs.replace(s, commands=s.commands + 1,
-                                           book=orders.outcome(s.book, event))
+            return msgspec.structs.replace(state, **head, commands=state.commands + 1,
+                                           book=orders.outcome(state.book, event))
         case VenueConnected():
-            return msgspec.structs.replace(s, connected=True)
+            return msgspec.structs.replace(state, **head, connected=True)
         case VenueDisconnected():
-            return msgspec.structs.replace(s, connected=False)
+            return msgspec.structs.replace(state, **head, connected=False)
         case TradingHalted():
-            return msgspec.structs.replace(s, halted=True)
+            return msgspec.structs.replace(state, **head, halted=True)
         case TradingResumed():
-            return msgspec.structs.replace(s, halted=False)
+            return msgspec.structs.replace(state, **head, halted=False)
         case InputQuarantined():
-            return msgspec.structs.replace(s, quarantined=s.quarantined + 1)
+            return msgspec.structs.replace(state, **head, quarantined=state.quarantined + 1)
         case AssetDefined():
-            assets = dict(s.assets)
+            assets = dict(state.assets)
             assets[event.asset] = event
-            return msgspec.structs.replace(s, assets=assets)
+            return msgspec.structs.replace(state, **head, assets=assets)
         case ResyncCompleted():
-            marks = dict(s.resync_marks)
+            marks = dict(state.resync_marks)
             marks[event.stream] = max(marks.get(event.stream, 0), event.venue_ts)
-            return msgspec.structs.replace(s, resync_marks=marks)
+            return msgspec.structs.replace(state, **head, resync_marks=marks)
         case _:
             assert_never(event)
 
 
-def _fill(s: AccountState, fill: OrderFilled) -> AccountState:
+def _cash(
+    state: AccountState,
+    head: dict[str, Any],
+    event: FundingSettled | TransferCompleted | ManualAdjustment,
+    amount: Decimal,
+    field: Literal["funding", "transfers", "adjustments"],
+) -> AccountState:
+    """A cash flow into one wallet: K's, and when it moved."""
+    k = ledger.apply_cash(state.k, event.asset, amount, field, state.instruments)
+    moved = _moved(state.wallet_moved, (event.asset,), Moment(event.venue_ts, event.recv_ts))
+    return msgspec.structs.replace(state, **head, k=k, wallet_moved=moved)
+
+
+def _fill(s: AccountState, fill: OrderFilled, seq: int, event_id: str) -> AccountState:
     inst = s.instruments.get(fill.symbol)
     if inst is None:
-        raise InvariantViolation(f"fill {fill.dedup_key} for undefined instrument {fill.symbol}")
+        raise InvariantViolation(f"fill {event_id} for undefined instrument {fill.symbol}")
     settle = s.assets.get(inst.settle)
     k, booked = ledger.apply_fill(s.k, fill, inst, s.instruments, settle)
     moment = Moment(fill.venue_ts, fill.recv_ts)
-    moved: tuple[str, ...]
     key = fill.symbol
     position_moved, asset_moved = s.position_moved, s.asset_moved
     if inst.instrument_kind == "spot":
-        moved = (inst.base, inst.quote, fill.fee_currency)
+        wallet_moved = _moved(s.wallet_moved, (inst.base, inst.quote, fill.fee_currency), moment)
+        asset = inst.quote
     else:
-        moved = (inst.settle, fill.fee_currency)
+        wallet_moved = _moved(s.wallet_moved, (inst.settle, fill.fee_currency), moment)
         key = position_key(fill.symbol, fill.position_side)
         position_moved = _moved(position_moved, (key,), moment)
         asset_moved = _moved(asset_moved, (inst.settle,), moment)
+        asset = inst.settle
     check = FillCheck(
-        dedup_key=s.event_id,  # the fill's dedup key, as the fold was given it
+        dedup_key=event_id,
         symbol=fill.symbol,
-        asset=inst.settle if inst.instrument_kind != "spot" else inst.quote,
+        asset=asset,
         kernel=booked.realized,
         venue=fill.venue_realized_pnl,
         position_key=key,
         trade_id=fill.trade_id,
     )
-    mismatches = _recheck(s.fill_mismatches, check, booked.repriced, settle)
-    book = s.book if fill.client_order_id is None else orders.fill(s.book, fill)
+    mismatches = s.fill_mismatches
+    if booked.repriced or mismatches or (
+            check.venue is not None and check.kernel != check.venue):
+        mismatches = _recheck(mismatches, check, booked.repriced, settle)
     return msgspec.structs.replace(
-        s, k=k, last_fill=check, fill_mismatches=mismatches, book=book,
-        position_moved=position_moved, asset_moved=asset_moved,
-        wallet_moved=_moved(s.wallet_moved, moved, moment))
+        s, seq=seq, event_id=event_id, event_kind="order_filled", event_ts=fill.venue_ts,
+        now=max(s.now, fill.recv_ts), k=k, last_fill=check, fill_mismatches=mismatches,
+        book=s.book if fill.client_order_id is None else orders.fill(s.book, fill),
+        position_moved=position_moved, asset_moved=asset_moved, wallet_moved=wallet_moved)
 
 
 def fill_agrees(kernel: Decimal, venue: Decimal, asset: AssetDefined | None) -> bool:
@@ -294,21 +306,17 @@ def _recheck(
     return out
 
 
-def _moved_wallets(
-    s: AccountState, event: Event, assets: tuple[str, ...]
-) -> AccountState:
-    moment = Moment(event.venue_ts, event.recv_ts)
-    return msgspec.structs.replace(s, wallet_moved=_moved(s.wallet_moved, assets, moment))
-
-
 def _moved(
     moved: dict[str, Moment], keys: tuple[str, ...], moment: Moment
 ) -> dict[str, Moment]:
     """`moved` with `moment` for `keys`, unless a fact with a later venue time already
-    moved them: a backfilled older fill must not hide a newer unreported one."""
-    out = dict(moved)
+    moved them: a backfilled older fill must not hide a newer unreported one. (`moved`
+    itself, not a copy, when none of them moves.)"""
+    out = moved
     for key in keys:
         old = out.get(key)
         if old is None or moment.venue_ts >= old.venue_ts:
+            if out is moved:
+                out = dict(moved)
             out[key] = moment
     return out
