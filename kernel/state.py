@@ -12,7 +12,7 @@ treats anything else as an `InvariantViolation`.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal, assert_never
+from typing import assert_never
 
 import msgspec
 
@@ -155,82 +155,75 @@ def _fold(state: AccountState, event: Event, seq: int, event_id: str | None) -> 
             now=max(state.now, event.recv_ts),
             k=ledger.apply_mark(state.k, event.symbol, event.price, state.instruments),
         )
-    # Every event moves these; each case below adds what its event moves, in one copy.
-    head = {"seq": seq, "event_id": event.dedup_key if event_id is None else event_id,
-            "event_kind": _TAGS[type(event)], "event_ts": event.venue_ts,
-            "now": max(state.now, event.recv_ts)}
+    s = msgspec.structs.replace(
+        state,
+        seq=seq,
+        event_id=event.dedup_key if event_id is None else event_id,
+        event_kind=_TAGS[type(event)],
+        event_ts=event.venue_ts,
+        now=max(state.now, event.recv_ts),
+    )
     match event:
         case OrderFilled() | MarkPriceObserved():
             raise AssertionError("folded above")
         case FundingSettled():
-            return _cash(state, head, event, event.amount, "funding")
+            k = ledger.apply_cash(s.k, event.asset, event.amount, "funding", s.instruments)
+            return _moved_wallets(msgspec.structs.replace(s, k=k), event, (event.asset,))
         case TransferCompleted():
-            return _cash(state, head, event, event.signed_amount, "transfers")
+            k = ledger.apply_cash(s.k, event.asset, event.signed_amount, "transfers", s.instruments)
+            return _moved_wallets(msgspec.structs.replace(s, k=k), event, (event.asset,))
         case ManualAdjustment():
-            return _cash(state, head, event, event.amount, "adjustments")
+            k = ledger.apply_cash(s.k, event.asset, event.amount, "adjustments", s.instruments)
+            return _moved_wallets(msgspec.structs.replace(s, k=k), event, (event.asset,))
         case BalanceReported():
-            return msgspec.structs.replace(state, **head, e=venue.apply_balances(state.e, event))
+            return msgspec.structs.replace(s, e=venue.apply_balances(s.e, event))
         case PositionsReported():
-            e = venue.apply_positions(state.e, event, state.instruments)
-            return msgspec.structs.replace(state, **head, e=e)
+            return msgspec.structs.replace(s, e=venue.apply_positions(s.e, event, s.instruments))
         case InstrumentDefined():
-            instruments = dict(state.instruments)
+            instruments = dict(s.instruments)
             instruments[event.symbol] = event
             # New positions mapping too: rules that read instrument rules must re-run.
-            k = msgspec.structs.replace(state.k, positions=dict(state.k.positions))
+            k = msgspec.structs.replace(s.k, positions=dict(s.k.positions))
             k = ledger.refresh(k, instruments, touched=(), symbols=None)
-            return msgspec.structs.replace(state, **head, instruments=instruments, k=k)
+            return msgspec.structs.replace(s, instruments=instruments, k=k)
         case LeverageSet():
-            k = ledger.apply_leverage(state.k, event.symbol, event.leverage, state.instruments)
-            return msgspec.structs.replace(state, **head, k=k)
+            return msgspec.structs.replace(
+                s, k=ledger.apply_leverage(s.k, event.symbol, event.leverage, s.instruments)
+            )
         case OrderStatusReported():
-            return msgspec.structs.replace(state, **head, order_updates=state.order_updates + 1,
-                                           book=orders.report(state.book, event))
+            return msgspec.structs.replace(s, order_updates=s.order_updates + 1,
+                                           book=orders.report(s.book, event))
         case OrderNotFound():
-            return msgspec.structs.replace(state, **head,
-                                           book=orders.not_found(state.book, event))
+            return msgspec.structs.replace(s, book=orders.not_found(s.book, event))
         case IntentPlaced() | IntentAmended() | IntentCanceled():
-            return msgspec.structs.replace(state, **head, intents=state.intents + 1,
-                                           book=intents.apply(state.book, event))
+            return msgspec.structs.replace(s, intents=s.intents + 1,
+                                           book=intents.apply(s.book, event))
         case PlaceOrder() | AmendOrder() | CancelOrder():
-            return msgspec.structs.replace(state, **head, commands=state.commands + 1,
-                                           book=orders.command(state.book, event))
+            return msgspec.structs.replace(s, commands=s.commands + 1,
+                                           book=orders.command(s.book, event))
         case CommandAcknowledged() | CommandRejected() | CommandOutcomeUnknown():
-            return msgspec.structs.replace(state, **head, commands=state.commands + 1,
-                                           book=orders.outcome(state.book, event))
+            return msgspec.structs.replace(s, commands=s.commands + 1,
+                                           book=orders.outcome(s.book, event))
         case VenueConnected():
-            return msgspec.structs.replace(state, **head, connected=True)
+            return msgspec.structs.replace(s, connected=True)
         case VenueDisconnected():
-            return msgspec.structs.replace(state, **head, connected=False)
+            return msgspec.structs.replace(s, connected=False)
         case TradingHalted():
-            return msgspec.structs.replace(state, **head, halted=True)
+            return msgspec.structs.replace(s, halted=True)
         case TradingResumed():
-            return msgspec.structs.replace(state, **head, halted=False)
+            return msgspec.structs.replace(s, halted=False)
         case InputQuarantined():
-            return msgspec.structs.replace(state, **head, quarantined=state.quarantined + 1)
+            return msgspec.structs.replace(s, quarantined=s.quarantined + 1)
         case AssetDefined():
-            assets = dict(state.assets)
+            assets = dict(s.assets)
             assets[event.asset] = event
-            return msgspec.structs.replace(state, **head, assets=assets)
+            return msgspec.structs.replace(s, assets=assets)
         case ResyncCompleted():
-            marks = dict(state.resync_marks)
+            marks = dict(s.resync_marks)
             marks[event.stream] = max(marks.get(event.stream, 0), event.venue_ts)
-            return msgspec.structs.replace(state, **head, resync_marks=marks)
+            return msgspec.structs.replace(s, resync_marks=marks)
         case _:
             assert_never(event)
-
-
-def _cash(
-    state: AccountState,
-    head: dict[str, Any],
-    event: FundingSettled | TransferCompleted | ManualAdjustment,
-    amount: Decimal,
-    field: Literal["funding", "transfers", "adjustments"],
-) -> AccountState:
-    """A cash flow into one wallet: K's, and when it moved."""
-    k = ledger.apply_cash(state.k, event.asset, amount, field, state.instruments)
-    moved = _moved(state.wallet_moved, (event.asset,), Moment(event.venue_ts, event.recv_ts))
-    return msgspec.structs.replace(state, **head, k=k, wallet_moved=moved)
 
 
 def _fill(s: AccountState, fill: OrderFilled, seq: int, event_id: str) -> AccountState:
@@ -304,6 +297,13 @@ def _recheck(
             else:
                 del out[dedup_key]
     return out
+
+
+def _moved_wallets(
+    s: AccountState, event: Event, assets: tuple[str, ...]
+) -> AccountState:
+    moment = Moment(event.venue_ts, event.recv_ts)
+    return msgspec.structs.replace(s, wallet_moved=_moved(s.wallet_moved, assets, moment))
 
 
 def _moved(
