@@ -130,3 +130,15 @@ def test_close_stops_serving(metrics: Metrics) -> None:
     metrics.close()
     with pytest.raises(urllib.error.URLError):
         scrape(port)
+
+
+def test_an_ipv6_host_is_served(metrics: Metrics) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        port = metrics.serve("::1", 0)
+    except OSError:
+        pytest.skip("::1 is not configured here")
+    with urllib.request.urlopen(f"http://[::1]:{port}/metrics", timeout=5) as r:
+        assert r.status == 200
+        assert "exkernel_last_seq" in r.read().decode()
