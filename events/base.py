@@ -25,6 +25,7 @@ from kernel.errors import EventValidationError
 # places is Inexact, more integer digits is an InvalidOperation.
 _QUANTUM = Decimal("1e-18")
 _BOUNDS = decimal.Context(prec=36, traps=[decimal.Inexact, decimal.InvalidOperation])
+_ZERO = Decimal(0)
 MAX_TS = 2**63 - 1
 MAX_ID_LEN = 256
 
@@ -48,10 +49,11 @@ class EventBase(
         raise NotImplementedError
 
     def _check_times(self) -> None:
-        for name in ("venue_ts", "recv_ts"):
-            v = getattr(self, name)
-            if not 0 <= v <= MAX_TS:
-                self._fail(name, v, f"must be ns since the epoch in [0, {MAX_TS}]")
+        if not (0 <= self.venue_ts <= MAX_TS and 0 <= self.recv_ts <= MAX_TS):
+            for name in ("venue_ts", "recv_ts"):
+                v = getattr(self, name)
+                if not 0 <= v <= MAX_TS:
+                    self._fail(name, v, f"must be ns since the epoch in [0, {MAX_TS}]")
 
     def _fail(self, field: str, value: object, rule: str) -> None:
         raise EventValidationError(f"{type(self).__name__}.{field} {rule}, was {value!r}")
@@ -67,9 +69,9 @@ class EventBase(
             self._fail(field, v, "has more than 18 decimals")
         except decimal.InvalidOperation:
             self._fail(field, v, "is out of range (|x| < 1e18)")
-        if positive and v <= 0:
+        if positive and v <= _ZERO:
             self._fail(field, v, "must be > 0")
-        if nonneg and v < 0:
+        if nonneg and v < _ZERO:
             self._fail(field, v, "must be >= 0")
 
     def _opt_decimal(
