@@ -160,11 +160,14 @@ class Clients:
         self.proc = proc
 
     @classmethod
-    async def start(cls, sock: Path, kind: str, n: int = 1, count: int = 0) -> Clients:
+    async def start(cls, sock: Path, kind: str, n: int = 1, count: int = 0,
+                    nice: int = 0) -> Clients:
+        """The child, its scheduling priority lowered by `nice` (0: as this process's)."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.api_subscribers", "--client", kind, "--socket",
             str(sock), "--n", str(n), "--count", str(count),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None)
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
         assert line.strip() == b"ready", line

@@ -332,6 +332,8 @@ class Load:
     subscribers: int
     #: The subscribers ask for snapshots without the book (`book: false`).
     bare: bool = False
+    #: The subscribers' process runs at this much lower a priority (`nice`).
+    nice: int = 0
 
 
 @dataclass
@@ -476,7 +478,7 @@ async def set_up(daemon: FloodDaemon, load: Load) -> Clients | None:
         return None
     return await api_subscribers.Clients.start(
         daemon.api.socket_path, "snapshots-bare" if load.bare else "snapshots",
-        load.subscribers)
+        load.subscribers, nice=load.nice)
 
 
 async def run_step(name: str, flood: int, sync: str, warmup: float, seconds: float,
@@ -687,7 +689,8 @@ def where_table(steps: list[Step]) -> str:
 def arm(s: Step) -> str:
     return "plain" if s.load is None else (
         f"loaded ({s.load.intents:,} intents, {s.load.subscribers} subs"
-        f"{', book: false' if s.load.bare else ''})")
+        f"{', book: false' if s.load.bare else ''}"
+        f"{f', nice {s.load.nice}' if s.load.nice else ''})")
 
 
 def worst(values: list[float | None]) -> float | None:
@@ -766,7 +769,8 @@ def header(seconds: float, warmup: float, load: Load | None, load_avg: tuple[flo
             " the token bucket opened, 1,000,000 USDT deposited), then"
             f" {load.subscribers} snapshot subscribers on the unix socket in a child"
             " process (bench.api_subscribers)"
-            + (", subscribed with `book: false`" if load.bare else "")]),
+            + (", subscribed with `book: false`" if load.bare else "")
+            + (f", that process at nice {load.nice}" if load.nice else "")]),
         "- latency: p50/p99/max are venue emit (the sim's push) → the snapshot holding the"
         " event handed to the hub; yield→pub starts at `facts()` yielding it",
     ])
@@ -793,7 +797,7 @@ async def interleaved(specs: list[tuple[str, int, str, Load | None]], warmup: fl
 async def main_async(args: argparse.Namespace, scratch: Path) -> None:
     load_avg = os.getloadavg()
     seconds, warmup = (1.0, 0.3) if args.quick else (4.0, 1.0)
-    load = Load(args.intents, args.subscribers, args.bare_book)
+    load = Load(args.intents, args.subscribers, args.bare_book, args.clients_nice)
     arms: list[tuple[str, Load | None]] = [("", None), (", loaded", load)]
     arms = [a for a in arms if args.arm == "both" or (a[1] is None) == (args.arm == "plain")]
     lat_specs = [(f"1k run {r}{suffix}", 1_000, sync, ld)
@@ -891,6 +895,9 @@ def main() -> None:
                    help="the loaded arm's subscribers ask for snapshots without the book")
     p.add_argument("--subscribers", type=int, default=20,
                    help="the loaded arm's snapshot subscribers")
+    p.add_argument("--clients-nice", type=int, default=0, metavar="N",
+                   help="run the subscribers' process N steps nicer than the daemon (as a"
+                   " deployment that gives the kernel the CPU first)")
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                    help="cProfile a step of each arm (default: on, off with --quick)")
     p.add_argument("--top", type=int, default=8, help="functions shown from a profile")
