@@ -18,7 +18,7 @@ import pytest
 
 from adapters.ccxtpro import parse, parse_rest, unified
 from adapters.ccxtpro.book import Book, guard
-from adapters.ccxtpro.fields import ParseError
+from adapters.fields import ParseError
 from events.codec import decode, encode
 from events.control import InputQuarantined
 from events.facts import (

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from adapters.ccxtpro.fields import ParseError
+from adapters.fields import ParseError
 from events.codec import Event
 from events.control import InputQuarantined, quarantine
 from kernel.errors import EventValidationError

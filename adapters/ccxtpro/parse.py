@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from adapters.ccxtpro import fields as f
+from adapters import fields as f
 from adapters.ccxtpro.book import Book, guard, keep, quarantined
-from adapters.ccxtpro.fields import Msg, ParseError
+from adapters.fields import Msg, ParseError
 from events.codec import Event
 from events.facts import (
     LeverageSet,

@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from adapters.ccxtpro import fields as f
+from adapters import fields as f
 from adapters.ccxtpro.book import Book
-from adapters.ccxtpro.fields import Msg, ParseError
 from adapters.ccxtpro.parse import (
     _ALGO_STATUSES,
     _POSITION_SIDES,
@@ -26,6 +25,7 @@ from adapters.ccxtpro.parse import (
     _TYPES,
     TRANSFER_INCOME,
 )
+from adapters.fields import Msg, ParseError
 from events.facts import (
     AssetBalance,
     BalanceReported,

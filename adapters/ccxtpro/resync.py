@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from adapters.ccxtpro import parse_rest as rest
 from adapters.ccxtpro.book import Book, guard
 from adapters.ccxtpro.execution import is_not_found, venue_failure
-from adapters.ccxtpro.fields import NS_PER_MS
+from adapters.fields import NS_PER_MS
 from events.codec import Event
 from events.control import InputQuarantined
 from events.facts import FundingSettled, OrderFilled, OrderStatusReported, TransferCompleted

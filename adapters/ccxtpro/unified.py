@@ -18,8 +18,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from adapters.ccxtpro import fields as f
-from adapters.ccxtpro.fields import Msg, ParseError
+from adapters import fields as f
+from adapters.fields import Msg, ParseError
 from events.facts import (
     AssetBalance,
     BalanceReported,

@@ -14,13 +14,14 @@ hedge-mode fill on the wrong position key.
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 
+from adapters import fields as f
+from adapters.fields import Msg, ParseError
 from adapters.sim import wire
 from events.codec import Event
 from events.control import quarantine
@@ -47,79 +48,21 @@ from events.facts import (
 from kernel.errors import EventValidationError
 
 SOURCE = "sim"
-Msg = dict[str, Any]
-
-
-class ParseError(ValueError):
-    """The payload does not have the shape of the message it claims to be."""
-
-
-def _get(d: Msg, k: str, path: str) -> Any:
-    if not isinstance(d, dict):
-        raise ParseError(f"{path} must be an object, was {type(d).__name__}")
-    if k not in d:
-        raise ParseError(f"{path}.{k} is missing")
-    return d[k]
-
-
-def _str(d: Msg, k: str, path: str) -> str:
-    v = _get(d, k, path)
-    if not isinstance(v, str):
-        raise ParseError(f"{path}.{k} must be a string, was {v!r}")
-    return v
-
-
 def _int(d: Msg, k: str, path: str) -> int:
-    v = _get(d, k, path)
+    v = f.get(d, k, path)
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
         raise ParseError(f"{path}.{k} must be a non-negative integer, was {v!r}")
     return v
 
 
-def _bool(d: Msg, k: str, path: str) -> bool:
-    v = _get(d, k, path)
-    if not isinstance(v, bool):
-        raise ParseError(f"{path}.{k} must be a boolean, was {v!r}")
-    return v
-
-
-def _obj(d: Msg, k: str, path: str) -> Msg:
-    v = _get(d, k, path)
-    if not isinstance(v, dict):
-        raise ParseError(f"{path}.{k} must be an object, was {v!r}")
-    return v
-
-
-def _list(d: Msg, k: str, path: str) -> list[Any]:
-    v = _get(d, k, path)
-    if not isinstance(v, list):
-        raise ParseError(f"{path}.{k} must be a list, was {v!r}")
-    return v
-
-
-def _dec(d: Msg, k: str, path: str, *, nonneg: bool = False) -> Decimal:
-    v = _get(d, k, path)
-    if not isinstance(v, str):  # a JSON float has already lost its digits
-        raise ParseError(f"{path}.{k} must be a decimal string, was {v!r}")
-    try:
-        x = Decimal(v)
-    except decimal.InvalidOperation:
-        raise ParseError(f"{path}.{k} must be a decimal, was {v!r}") from None
-    if not x.is_finite():
-        raise ParseError(f"{path}.{k} must be finite, was {v!r}")
-    if nonneg and x < 0:
-        raise ParseError(f"{path}.{k} must be >= 0, was {v!r}")
-    return x
-
-
 def _opt_dec(d: Msg, k: str, path: str) -> Decimal | None:
     """A decimal the venue may leave out (a sim extension a real venue lacks)."""
-    return _dec(d, k, path) if isinstance(d, dict) and k in d else None
+    return f.dec(d, k, path) if f.has(d, k) else None
 
 
 def _price(d: Msg, k: str, path: str) -> Decimal | None:
     """Binance writes an absent price as "0"."""
-    x = _dec(d, k, path, nonneg=True)
+    x = f.dec(d, k, path, nonneg=True)
     return x if x else None
 
 
@@ -144,37 +87,37 @@ _TIFS = {"GTC": ("GTC", False), "IOC": ("IOC", False), "FOK": ("FOK", False),
 
 
 def _position_side(d: Msg, path: str) -> PositionSide:
-    side: PositionSide = _pick(_POSITION_SIDES, _str(d, "ps", path), f"{path}.ps")
+    side: PositionSide = _pick(_POSITION_SIDES, f.text(d, "ps", path), f"{path}.ps")
     return side
 
 
 def order_status(o: Msg, ts: int) -> OrderStatusReported:
     """The order state in the `o` object of an `ORDER_TRADE_UPDATE`."""
-    tif, post_only = _pick(_TIFS, _str(o, "f", "o"), "o.f")
+    tif, post_only = _pick(_TIFS, f.text(o, "f", "o"), "o.f")
     return OrderStatusReported(
         venue_ts=ts,
-        symbol=_str(o, "s", "o"),
+        symbol=f.text(o, "s", "o"),
         order_id=str(_int(o, "i", "o")),
-        client_order_id=_str(o, "c", "o") or None,
-        status=_pick(_STATUSES, _str(o, "X", "o"), "o.X"),
-        side=_pick(_SIDES, _str(o, "S", "o"), "o.S"),
-        order_type=_pick(_ORDER_TYPES, _str(o, "o", "o"), "o.o"),
-        qty=_dec(o, "q", "o", nonneg=True),
-        filled_qty=_dec(o, "z", "o", nonneg=True),
+        client_order_id=f.text(o, "c", "o") or None,
+        status=_pick(_STATUSES, f.text(o, "X", "o"), "o.X"),
+        side=_pick(_SIDES, f.text(o, "S", "o"), "o.S"),
+        order_type=_pick(_ORDER_TYPES, f.text(o, "o", "o"), "o.o"),
+        qty=f.dec(o, "q", "o", nonneg=True),
+        filled_qty=f.dec(o, "z", "o", nonneg=True),
         price=_price(o, "p", "o"),
         trigger_price=_price(o, "sp", "o"),
         avg_fill_price=_price(o, "ap", "o"),
         time_in_force=tif,
-        reduce_only=_bool(o, "R", "o"),
+        reduce_only=f.boolean(o, "R", "o"),
         post_only=post_only,
     )
 
 
 def _order_update(msg: Msg) -> list[Event]:
     ts = _ts(msg)
-    o = _obj(msg, "o", "msg")
+    o = f.obj(msg, "o", "msg")
     status = order_status(o, ts)
-    if _str(o, "x", "o") != "TRADE":
+    if f.text(o, "x", "o") != "TRADE":
         return [status]
     fill = OrderFilled(
         venue_ts=_int(o, "T", "o") * wire.NS_PER_MS,
@@ -183,13 +126,13 @@ def _order_update(msg: Msg) -> list[Event]:
         order_id=status.order_id,
         client_order_id=status.client_order_id,
         side=status.side,
-        qty=_dec(o, "l", "o", nonneg=True),
-        price=_dec(o, "L", "o", nonneg=True),
-        fee=_dec(o, "n", "o"),
-        fee_currency=_str(o, "N", "o"),
-        liquidity="maker" if _bool(o, "m", "o") else "taker",
+        qty=f.dec(o, "l", "o", nonneg=True),
+        price=f.dec(o, "L", "o", nonneg=True),
+        fee=f.dec(o, "n", "o"),
+        fee_currency=f.text(o, "N", "o"),
+        liquidity="maker" if f.boolean(o, "m", "o") else "taker",
         position_side=_position_side(o, "o"),
-        venue_realized_pnl=_dec(o, "rp", "o"),
+        venue_realized_pnl=f.dec(o, "rp", "o"),
     )
     return [fill, status]
 
@@ -197,31 +140,31 @@ def _order_update(msg: Msg) -> list[Event]:
 def _report(msg: Msg, a: Msg) -> list[Event]:
     ts = _ts(msg)
     balances = tuple(
-        AssetBalance(asset=_str(b, "a", "B[]"), wallet=_dec(b, "wb", "B[]"))
-        for b in _list(a, "B", "a")
+        AssetBalance(asset=f.text(b, "a", "B[]"), wallet=f.dec(b, "wb", "B[]"))
+        for b in f.items(a, "B", "a")
     )
     margin = None
     if "M" in a:
-        m = _obj(a, "M", "a")
-        margin = MarginReport(asset=_str(m, "a", "M"), used=_dec(m, "im", "M", nonneg=True),
-                              available=_dec(m, "ab", "M"))
+        m = f.obj(a, "M", "a")
+        margin = MarginReport(asset=f.text(m, "a", "M"), used=f.dec(m, "im", "M", nonneg=True),
+                              available=f.dec(m, "ab", "M"))
     margins = tuple(
-        MarginReport(asset=_str(m, "a", "MA[]"), used=_dec(m, "im", "MA[]", nonneg=True),
-                     available=_dec(m, "ab", "MA[]"))
-        for m in (_list(a, "MA", "a") if "MA" in a else ())
+        MarginReport(asset=f.text(m, "a", "MA[]"), used=f.dec(m, "im", "MA[]", nonneg=True),
+                     available=f.dec(m, "ab", "MA[]"))
+        for m in (f.items(a, "MA", "a") if "MA" in a else ())
     )
     positions = tuple(
         ReportedPosition(
-            symbol=_str(p, "s", "P[]"),
-            qty=_dec(p, "pa", "P[]"),
+            symbol=f.text(p, "s", "P[]"),
+            qty=f.dec(p, "pa", "P[]"),
             position_side=_position_side(p, "P[]"),
-            entry_price=_dec(p, "ep", "P[]", nonneg=True),
-            mark_price=_dec(p, "mp", "P[]", nonneg=True),
-            unrealized_pnl=_dec(p, "up", "P[]"),
-            leverage=_dec(p, "l", "P[]", nonneg=True),
+            entry_price=f.dec(p, "ep", "P[]", nonneg=True),
+            mark_price=f.dec(p, "mp", "P[]", nonneg=True),
+            unrealized_pnl=f.dec(p, "up", "P[]"),
+            leverage=f.dec(p, "l", "P[]", nonneg=True),
             notional=_opt_dec(p, "notional", "P[]"),
         )
-        for p in _list(a, "P", "a")
+        for p in f.items(a, "P", "a")
     )
     return [
         BalanceReported(venue_ts=ts, balances=balances, margin=margin, margins=margins),
@@ -230,7 +173,7 @@ def _report(msg: Msg, a: Msg) -> list[Event]:
 
 
 def _first(a: Msg, k: str) -> Msg:
-    items = _list(a, k, "a")
+    items = f.items(a, k, "a")
     if len(items) != 1 or not isinstance(items[0], dict):
         raise ParseError(f"a.{k} must hold exactly one object, held {len(items)}")
     first: Msg = items[0]
@@ -241,10 +184,10 @@ def _funding(msg: Msg, a: Msg) -> list[Event]:
     b, p = _first(a, "B"), _first(a, "P")
     return [FundingSettled(
         venue_ts=_ts(msg),
-        symbol=_str(p, "s", "P[0]"),
-        asset=_str(b, "a", "B[0]"),
-        amount=_dec(b, "bc", "B[0]"),
-        rate=_dec(a, "r", "a"),
+        symbol=f.text(p, "s", "P[0]"),
+        asset=f.text(b, "a", "B[0]"),
+        amount=f.dec(b, "bc", "B[0]"),
+        rate=f.dec(a, "r", "a"),
         position_side=_position_side(p, "P[0]"),
         # The payment's own id where the venue gives one (the sim always does).
         funding_id=str(_int(a, "tid", "a")) if "tid" in a else None,
@@ -253,19 +196,19 @@ def _funding(msg: Msg, a: Msg) -> list[Event]:
 
 def _transfer(msg: Msg, a: Msg) -> list[Event]:
     b = _first(a, "B")
-    amount = _dec(b, "bc", "B[0]")
-    direction: TransferDirection = "deposit" if _str(a, "m", "a") == "DEPOSIT" else "withdrawal"
+    amount = f.dec(b, "bc", "B[0]")
+    direction: TransferDirection = "deposit" if f.text(a, "m", "a") == "DEPOSIT" else "withdrawal"
     if (amount > 0) != (direction == "deposit"):
         raise ParseError(f"a.B[0].bc {amount} has the wrong sign for a {direction}")
     return [TransferCompleted(
-        venue_ts=_ts(msg), transfer_id=_str(a, "tid", "a"), asset=_str(b, "a", "B[0]"),
+        venue_ts=_ts(msg), transfer_id=f.text(a, "tid", "a"), asset=f.text(b, "a", "B[0]"),
         direction=direction, amount=abs(amount),
     )]
 
 
 def _account_update(msg: Msg) -> list[Event]:
-    a = _obj(msg, "a", "msg")
-    reason = _str(a, "m", "a")
+    a = f.obj(msg, "a", "msg")
+    reason = f.text(a, "m", "a")
     if reason == wire.FUNDING_REASON:
         return _funding(msg, a)
     if reason in wire.TRANSFER_REASONS:
@@ -274,20 +217,20 @@ def _account_update(msg: Msg) -> list[Event]:
 
 
 def _mark(msg: Msg) -> list[Event]:
-    return [MarkPriceObserved(venue_ts=_ts(msg), symbol=_str(msg, "s", "msg"),
-                              price=_dec(msg, "p", "msg"))]
+    return [MarkPriceObserved(venue_ts=_ts(msg), symbol=f.text(msg, "s", "msg"),
+                              price=f.dec(msg, "p", "msg"))]
 
 
 def _leverage(msg: Msg) -> list[Event]:
-    ac = _obj(msg, "ac", "msg")
-    return [LeverageSet(venue_ts=_ts(msg), symbol=_str(ac, "s", "ac"),
-                        leverage=_dec(ac, "l", "ac"))]
+    ac = f.obj(msg, "ac", "msg")
+    return [LeverageSet(venue_ts=_ts(msg), symbol=f.text(ac, "s", "ac"),
+                        leverage=f.dec(ac, "l", "ac"))]
 
 
 def _filter(entry: Msg, kind: str, field: str) -> Decimal:
-    for f in _list(entry, "filters", "symbols[]"):
-        if isinstance(f, dict) and f.get("filterType") == kind:
-            return _dec(f, field, f"filters[{kind}]")
+    for rule in f.items(entry, "filters", "symbols[]"):
+        if isinstance(rule, dict) and rule.get("filterType") == kind:
+            return f.dec(rule, field, f"filters[{kind}]")
     raise ParseError(f"symbols[].filters has no {kind}")
 
 
@@ -296,26 +239,26 @@ def _exchange_info(msg: Msg) -> list[Event]:
     assets: list[Event] = [
         AssetDefined(
             venue_ts=ts,
-            asset=_str(x, "asset", "assets[]"),
+            asset=f.text(x, "asset", "assets[]"),
             precision=_int(x, "precision", "assets[]"),
-            rounding=_pick(_ROUNDINGS, _str(x, "rounding", "assets[]"), "assets[].rounding"),
+            rounding=_pick(_ROUNDINGS, f.text(x, "rounding", "assets[]"), "assets[].rounding"),
         )
-        for x in (_list(msg, "assets", "msg") if "assets" in msg else [])
+        for x in (f.items(msg, "assets", "msg") if "assets" in msg else [])
     ]
     return assets + [
         InstrumentDefined(
             venue_ts=ts,
-            symbol=_str(s, "symbol", "symbols[]"),
-            instrument_kind=_pick(_KINDS, _str(s, "contractType", "symbols[]"), "contractType"),
-            base=_str(s, "baseAsset", "symbols[]"),
-            quote=_str(s, "quoteAsset", "symbols[]"),
-            settle=_str(s, "marginAsset", "symbols[]"),
-            contract_size=_dec(s, "contractSize", "symbols[]"),
+            symbol=f.text(s, "symbol", "symbols[]"),
+            instrument_kind=_pick(_KINDS, f.text(s, "contractType", "symbols[]"), "contractType"),
+            base=f.text(s, "baseAsset", "symbols[]"),
+            quote=f.text(s, "quoteAsset", "symbols[]"),
+            settle=f.text(s, "marginAsset", "symbols[]"),
+            contract_size=f.dec(s, "contractSize", "symbols[]"),
             tick_size=_filter(s, "PRICE_FILTER", "tickSize"),
             lot_size=_filter(s, "LOT_SIZE", "stepSize"),
             min_notional=_filter(s, "MIN_NOTIONAL", "notional"),
         )
-        for s in _list(msg, "symbols", "msg")
+        for s in f.items(msg, "symbols", "msg")
     ]
 
 

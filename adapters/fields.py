@@ -1,4 +1,5 @@
-"""Reading one field of a venue payload, or saying exactly why not. Pure.
+"""Reading one field of a venue payload, or saying exactly why not. Pure; shared by the
+adapters (the sim and the ccxt.pro one both read Binance's dialect).
 
 Every reader takes the payload, the key and a path for the message (`o.l`), and raises
 `ParseError` naming the path and the value: a missing key, a wrong type, NaN, a
