@@ -187,6 +187,13 @@ def report(book: IntentBook, rep: OrderStatusReported) -> IntentBook:
             revision = flight.revision if _shows(rep, flight) else order.order_revision
             order = msgspec.structs.replace(order, status="ACTIVE", in_flight=None,
                                             order_revision=revision)
+        elif flight.kind == "cancel" and flight.unknown:
+            # The venue's answer to the query: the order is still there, so the cancel did
+            # not take effect (it never reached the venue: the daemon died between logging
+            # and sending it, or the connection dropped). The diff cancels again, under a
+            # new command id; should the first arrive after all, the second is refused as
+            # an unknown order, and the query that follows finds it canceled.
+            order = msgspec.structs.replace(order, status="ACTIVE", in_flight=None)
     elif rep.status == "filled":
         error = order.error
         if flight is not None and flight.kind == "cancel":

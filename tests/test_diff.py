@@ -232,6 +232,23 @@ def test_a_cancel_the_venue_cannot_place_is_resolved_by_query() -> None:
     assert status(s) == "CANCELED" and diff(s, CFG) == []
 
 
+def test_a_cancel_that_never_reached_the_venue_is_sent_again() -> None:
+    s, _ = act(start(placed()))
+    s = fold_all(s, CommandAcknowledged(venue_ts=0, command_id=f"{CID}:place", order_id="v1"),
+                 IntentCanceled(venue_ts=0, intent_id="i-1"))
+    s, [c] = act(s)
+    # The daemon died after logging the cancel: its next life marks it unknown and asks.
+    s = fold_all(s, CommandOutcomeUnknown(venue_ts=0, command_id=c.command_id,
+                                          reason="no answer was logged"))
+    [q] = diff(s, CFG)
+    assert isinstance(q, Query)
+    s = fold_all(s, report(CID, "new"))  # still there: the cancel never took effect
+    s, [again] = act(s)
+    assert isinstance(again, Cancel) and again.command_id == f"{CID}:cancel:2"
+    s = fold_all(s, CommandAcknowledged(venue_ts=0, command_id=again.command_id))
+    assert status(s) == "CANCELED" and diff(s, CFG) == []
+
+
 def test_oco_a_partial_fill_cancels_the_other_member() -> None:
     s = start(placed("a", oco_group="g"), placed("b", side="sell", price=D("61000.0"),
                                                  oco_group="g"))
@@ -276,9 +293,11 @@ def test_a_report_of_an_unknown_client_order_id_changes_nothing() -> None:
 
 
 class ModelVenue:
-    """A venue without failures, but slow: every command takes effect, its answer comes
-    at once, a round later, or never (a timeout: the kernel logs an unknown outcome), and
-    some working orders get part fills each round. Its books count every order placed."""
+    """A slow venue: a command takes effect and its answer comes at once, a round later,
+    or never (a timeout: the kernel logs an unknown outcome); or an amend or a cancel
+    never reaches it (the daemon died between logging and sending it, or the connection
+    dropped first): the outcome is unknown and nothing happened. Some working orders get
+    part fills each round. Its books count every order placed."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
@@ -290,6 +309,9 @@ class ModelVenue:
         self.prices: dict[str, D | None] = {}
 
     def execute(self, cmd: Event) -> list[Event]:
+        if isinstance(cmd, AmendOrder | CancelOrder) and self.rng.random() < 0.1:
+            return [CommandOutcomeUnknown(venue_ts=0, command_id=cmd.command_id,
+                                          reason="never sent")]
         answers = self._execute(cmd)
         roll = self.rng.random()
         if roll < 0.2:
