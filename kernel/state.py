@@ -142,10 +142,10 @@ def settled(state: AccountState) -> AccountState:
 def _fold(state: AccountState, event: Event, seq: int, event_id: str | None) -> AccountState:
     if seq != state.seq + 1:
         raise InvariantViolation(f"fold expected seq {state.seq + 1}, got {seq}")
+    # The most frequent events, fills and marks: one copy of the state, not two.
     if type(event) is OrderFilled:
         return _fill(state, event, seq, event.dedup_key if event_id is None else event_id)
     if type(event) is MarkPriceObserved:
-        # The most frequent events, marks and fills: one copy of the state, not two.
         return msgspec.structs.replace(
             state,
             seq=seq,
@@ -254,6 +254,8 @@ def _fill(s: AccountState, fill: OrderFilled, seq: int, event_id: str) -> Accoun
         trade_id=fill.trade_id,
     )
     mismatches = s.fill_mismatches
+    # Only a re-pricing, a mismatch still open, or a venue figure K does not match exactly
+    # can change the R2 mismatches.
     if booked.repriced or mismatches or (
             check.venue is not None and check.kernel != check.venue):
         mismatches = _recheck(mismatches, check, booked.repriced, settle)
