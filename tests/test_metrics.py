@@ -142,3 +142,22 @@ def test_an_ipv6_host_is_served(metrics: Metrics) -> None:
     with urllib.request.urlopen(f"http://[::1]:{port}/metrics", timeout=5) as r:
         assert r.status == 200
         assert "exkernel_last_seq" in r.read().decode()
+
+
+def test_a_server_loop_that_dies_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from structlog.testing import capture_logs
+
+    from kernel.daemon import metrics as module
+
+    def broken(self: object, poll_interval: float = 0.5) -> None:
+        raise OSError("select failed")
+
+    monkeypatch.setattr(module._Server, "serve_forever", broken)
+    m = Metrics()
+    with capture_logs() as logs:
+        m.serve("127.0.0.1", 0)
+        assert m._thread is not None
+        m._thread.join(timeout=5)
+    m._server = None  # nothing to shut down: its loop is gone
+    m.close()
+    assert [(e["event"], e["log_level"]) for e in logs] == [("metrics server stopped", "error")]

@@ -15,10 +15,13 @@ import socket
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from kernel.reconcile import ReconcileResult
+
+_log = structlog.get_logger("exkernel.metrics")
 
 #: Events per commit: 1 when idle, up to kernel.batch_max under load.
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -35,6 +38,15 @@ class _Server(ThreadingWSGIServer):
 
 class _Server6(ThreadingWSGIServer):
     address_family = socket.AF_INET6
+
+
+def _serve(server: WSGIServer) -> None:
+    """The server's loop, which says so if it dies: scrapes then fail, the daemon runs on
+    (its metrics are not worth stopping trading for)."""
+    try:
+        server.serve_forever(poll_interval=POLL_S)
+    except Exception:
+        _log.error("metrics server stopped", exc_info=True)
 
 
 class _Quiet(WSGIRequestHandler):
@@ -98,8 +110,7 @@ class Metrics:
         server_class = _Server6 if ":" in host else _Server
         server = make_server(host, port, make_wsgi_app(self.registry), server_class,
                              handler_class=_Quiet)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL_S},
-                                  name="metrics", daemon=True)
+        thread = threading.Thread(target=_serve, args=(server,), name="metrics", daemon=True)
         thread.start()
         self._server, self._thread = server, thread
         return int(server.server_port)
