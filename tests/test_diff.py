@@ -294,8 +294,8 @@ def test_a_report_of_an_unknown_client_order_id_changes_nothing() -> None:
 
 class ModelVenue:
     """A slow venue: a command takes effect and its answer comes at once, a round later,
-    or never (a timeout: the kernel logs an unknown outcome); or an amend or a cancel
-    never reaches it (the daemon died between logging and sending it, or the connection
+    or never (a timeout: the kernel logs an unknown outcome); or the command never
+    reaches it (the daemon died between logging and sending it, or the connection
     dropped first): the outcome is unknown and nothing happened. Some working orders get
     part fills each round. Its books count every order placed."""
 
@@ -309,7 +309,7 @@ class ModelVenue:
         self.prices: dict[str, D | None] = {}
 
     def execute(self, cmd: Event) -> list[Event]:
-        if isinstance(cmd, AmendOrder | CancelOrder) and self.rng.random() < 0.1:
+        if isinstance(cmd, PlaceOrder | AmendOrder | CancelOrder) and self.rng.random() < 0.1:
             return [CommandOutcomeUnknown(venue_ts=0, command_id=cmd.command_id,
                                           reason="never sent")]
         answers = self._execute(cmd)
@@ -335,6 +335,9 @@ class ModelVenue:
                 return [CommandAcknowledged(venue_ts=0, command_id=cmd.command_id,
                                             order_id=cmd.client_order_id)]
             case AmendOrder():
+                if cmd.client_order_id not in self.open:  # filled or canceled meanwhile
+                    return [CommandRejected(venue_ts=0, command_id=cmd.command_id,
+                                            reason="Unknown order", code="-2011")]
                 qty, done = self.open[cmd.client_order_id]
                 self.open[cmd.client_order_id] = (max(cmd.qty or qty, done), done)
                 if cmd.price is not None:
@@ -407,7 +410,10 @@ def test_random_intents_converge_and_nothing_is_placed_twice(
         if ev is not None and admit(s, ev) is None:
             s = fold_all(s, ev)
         s = round_trip(s, venue, cfg)
-    for _ in range(12):  # bounded: every intent converges within a few rounds
+    # Bounded: every intent converges within a few rounds, but a place lost on the way
+    # waits out the venue's window (`place_window_ns`: 60 rounds at a second of event
+    # time each) before it fails.
+    for _ in range(80):
         s = round_trip(s, venue, cfg, trade=False)
     assert diff(s, cfg) == []
     assert len(venue.placed) == len(set(venue.placed))  # no client order id placed twice
@@ -415,8 +421,8 @@ def test_random_intents_converge_and_nothing_is_placed_twice(
         intent = s.book.intents[intent_id]
         assert order.status in FINAL or (order.status == "ACTIVE"
                                          and order.order_revision == intent.revision), order
-        if intent.cancel_requested:
-            assert order.status in ("CANCELED", "COMPLETED")
+        if intent.cancel_requested:  # or its place never reached the venue
+            assert order.status in ("CANCELED", "COMPLETED", "FAILED")
     # the kernel's view of each live order is the venue's
     live = {o.client_order_id for o in s.book.orders.values() if o.status == "ACTIVE"}
     assert live == set(venue.open)
