@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import decimal
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 Msg = dict[str, Any]
+T = TypeVar("T")
 NS_PER_MS = 1_000_000
 _MAX_MS = (2**63 - 1) // NS_PER_MS
 
@@ -31,15 +32,19 @@ def get(d: Any, k: str, path: str) -> Any:
     return d[k]
 
 
+def _of(d: Any, k: str, path: str, kind: type[T], what: str) -> T:
+    v = get(d, k, path)
+    if not isinstance(v, kind):
+        raise ParseError(f"{path}.{k} must be {what}, was {v!r}")
+    return v
+
+
 def has(d: Any, k: str) -> bool:
     return isinstance(d, dict) and d.get(k) is not None
 
 
 def text(d: Any, k: str, path: str) -> str:
-    v = get(d, k, path)
-    if not isinstance(v, str):
-        raise ParseError(f"{path}.{k} must be a string, was {v!r}")
-    return v
+    return _of(d, k, path, str, "a string")
 
 
 def ident(d: Any, k: str, path: str) -> str:
@@ -54,24 +59,15 @@ def ident(d: Any, k: str, path: str) -> str:
 
 
 def boolean(d: Any, k: str, path: str) -> bool:
-    v = get(d, k, path)
-    if not isinstance(v, bool):
-        raise ParseError(f"{path}.{k} must be a boolean, was {v!r}")
-    return v
+    return _of(d, k, path, bool, "a boolean")
 
 
 def obj(d: Any, k: str, path: str) -> Msg:
-    v = get(d, k, path)
-    if not isinstance(v, dict):
-        raise ParseError(f"{path}.{k} must be an object, was {v!r}")
-    return v
+    return _of(d, k, path, dict, "an object")
 
 
 def items(d: Any, k: str, path: str) -> list[Any]:
-    v = get(d, k, path)
-    if not isinstance(v, list):
-        raise ParseError(f"{path}.{k} must be a list, was {v!r}")
-    return v
+    return _of(d, k, path, list, "a list")
 
 
 def ms(d: Any, k: str, path: str) -> int:

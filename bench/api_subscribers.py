@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import contextlib
 import datetime
 import json
@@ -185,25 +184,6 @@ class Clients:
 # -- the parent: steps ---------------------------------------------------------------------
 
 
-class BenchDaemon(TimedDaemon):
-    """TimedDaemon that also notes when each batch reached the hub (the commit time)."""
-
-    def __init__(self, cfg: Config, venue: TimedVenue, state_dir: Path) -> None:
-        super().__init__(cfg, venue, state_dir)
-        self.committed_seq: list[int] = []
-        self.committed_ns: list[int] = []
-        self.hub.listen(self._at)
-
-    def _at(self) -> None:
-        self.committed_seq.append(self.hub.seq)
-        self.committed_ns.append(time.perf_counter_ns())
-
-    def commit_ns(self, seq: int) -> int | None:
-        """When the batch holding `seq` was handed to the hub."""
-        i = bisect.bisect_left(self.committed_seq, seq)
-        return self.committed_ns[i] if i < len(self.committed_seq) else None
-
-
 @dataclass
 class Result:
     name: str
@@ -236,7 +216,7 @@ def bench_config(flood: int, **api: Any) -> Config:
 async def running(flood: int, scratch: Path, **api: Any) -> Any:
     cfg = bench_config(flood, **api)
     state = Path(tempfile.mkdtemp(dir=scratch, prefix="s-"))
-    d = BenchDaemon(cfg, TimedVenue(cfg.venue.sim, pace_s=FAST_PACE_S), state)
+    d = TimedDaemon(cfg, TimedVenue(cfg.venue.sim, pace_s=FAST_PACE_S), state)
     task = asyncio.create_task(d.run())
     await asyncio.wait_for(d.ready.wait(), 30)
     try:
@@ -249,7 +229,7 @@ async def running(flood: int, scratch: Path, **api: Any) -> Any:
         state.rmdir()
 
 
-async def window(d: BenchDaemon, seconds: float) -> tuple[float, float, int, int]:
+async def window(d: TimedDaemon, seconds: float) -> tuple[float, float, int, int]:
     """(committed/s, CPU %, t0 ns, t1 ns) over `seconds`."""
     assert d._writer is not None
     seq0, t0, c0 = d._writer.state.seq, time.perf_counter(), time.process_time()
@@ -260,7 +240,7 @@ async def window(d: BenchDaemon, seconds: float) -> tuple[float, float, int, int
             ns0, time.perf_counter_ns())
 
 
-def delays(d: BenchDaemon, seen: list[list[list[int]]], t0: int, t1: int) -> list[int]:
+def delays(d: TimedDaemon, seen: list[list[list[int]]], t0: int, t1: int) -> list[int]:
     out = []
     for sub in seen:
         for seq, at in sub:

@@ -224,7 +224,8 @@ class TimedVenue(SimVenue):
 
 class TimedDaemon(Daemon):
     """Daemon whose writer loop, after handing each committed batch to the hub, records
-    every event's emit → published and yield → published latency, and whose `_put` notes
+    every event's emit → published and yield → published latency, and when the batch
+    reached the hub (for the subscribers' commit → receive delay), and whose `_put` notes
     each time the bounded queue was full (the venue loop had to wait)."""
 
     venue: TimedVenue
@@ -241,6 +242,9 @@ class TimedDaemon(Daemon):
         self.commits: list[tuple[int, int]] = []
         self.full_puts = 0
         self.max_depth = 0
+        self.committed_seq: list[int] = []
+        self.committed_ns: list[int] = []
+        self.hub.listen(self._at)
         committed = self.writer_loop.committed  # what `Writer.open` will be handed
 
         def timed(result: BatchResult) -> None:
@@ -257,6 +261,15 @@ class TimedDaemon(Daemon):
 
         self.writer_loop.committed = timed  # type: ignore[method-assign]
 
+    def _at(self) -> None:
+        self.committed_seq.append(self.hub.seq)
+        self.committed_ns.append(time.perf_counter_ns())
+
+    def commit_ns(self, seq: int) -> int | None:
+        """When the batch holding `seq` was handed to the hub."""
+        i = bisect.bisect_left(self.committed_seq, seq)
+        return self.committed_ns[i] if i < len(self.committed_seq) else None
+
     async def _put(self, event: Event) -> None:
         q = self.queue
         if q.full():
@@ -270,14 +283,10 @@ Span = tuple[int, int]
 
 class FloodDaemon(TimedDaemon):
     """TimedDaemon with metrics (as `exkernel run` has them, not served) that also notes
-    when each batch reached the hub (commit times, for the subscribers' delay) and when
-    each reconciler pass, fan-out pass and public snapshot encoding ran."""
+    when each reconciler pass, fan-out pass and public snapshot encoding ran."""
 
     def __init__(self, cfg: Config, venue: TimedVenue, state_dir: Path) -> None:
         super().__init__(cfg, venue, state_dir, metrics=Metrics())
-        self.committed_seq: list[int] = []
-        self.committed_ns: list[int] = []
-        self.hub.listen(self._at)
         self.passes: list[Span] = []
         self.fanouts: list[Span] = []
         self.encodes: list[Span] = []
@@ -313,15 +322,6 @@ class FloodDaemon(TimedDaemon):
             return body
 
         self.hub._encoder = timed_encoder
-
-    def _at(self) -> None:
-        self.committed_seq.append(self.hub.seq)
-        self.committed_ns.append(time.perf_counter_ns())
-
-    def commit_ns(self, seq: int) -> int | None:
-        """When the batch holding `seq` was handed to the hub."""
-        i = bisect.bisect_left(self.committed_seq, seq)
-        return self.committed_ns[i] if i < len(self.committed_seq) else None
 
 
 @dataclass(frozen=True)

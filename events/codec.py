@@ -85,6 +85,8 @@ Event: TypeAlias = (
 
 EVENT_TYPES: tuple[type[Any], ...] = Event.__args__
 KINDS: dict[str, type[Any]] = {t.__struct_config__.tag: t for t in EVENT_TYPES}
+#: Each event type's kind (`KINDS` the other way): `TAGS[type(event)]`.
+TAGS: dict[type[Any], str] = {t: kind for kind, t in KINDS.items()}
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _decoder = msgspec.json.Decoder(Event)

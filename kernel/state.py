@@ -16,7 +16,7 @@ from typing import assert_never
 
 import msgspec
 
-from events.codec import EVENT_TYPES, Event
+from events.codec import TAGS, Event
 from events.control import (
     InputQuarantined,
     ManualAdjustment,
@@ -115,7 +115,6 @@ class AccountState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 
 
 GENESIS = AccountState()
-_TAGS: dict[type, str] = {t: t.__struct_config__.tag for t in EVENT_TYPES}
 
 
 def fold(state: AccountState, event: Event, seq: int, event_id: str | None = None, *,
@@ -159,7 +158,7 @@ def _fold(state: AccountState, event: Event, seq: int, event_id: str | None) -> 
         state,
         seq=seq,
         event_id=event.dedup_key if event_id is None else event_id,
-        event_kind=_TAGS[type(event)],
+        event_kind=TAGS[type(event)],
         event_ts=event.venue_ts,
         now=max(state.now, event.recv_ts),
     )

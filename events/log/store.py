@@ -55,7 +55,7 @@ from typing import Literal, cast
 import aiosqlite
 import msgspec
 
-from events.codec import Event, encode
+from events.codec import TAGS, Event, encode
 from events.log.lock import WriterLock
 from events.log.schema import READABLE_VERSIONS, SCHEMA_VERSION, create_or_upgrade, schema_version
 from kernel.errors import CorruptLogError, LogError, LogLocked
@@ -233,7 +233,7 @@ class EventLog:
             seq += 1
             payload = encode(ev)
             prev = chain(prev, seq, payload)
-            rows.append((seq, ev.__struct_config__.tag, key, ev.venue_ts, ev.recv_ts, payload,
+            rows.append((seq, TAGS[type(ev)], key, ev.venue_ts, ev.recv_ts, payload,
                          prev))
             if checkpoint is not None and checkpoint[0] == seq:
                 cp_hash = prev

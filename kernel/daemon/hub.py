@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from events.codec import Event, encode
+from events.codec import TAGS, Event, encode
 from kernel import public
 from kernel.intents import IntentBook
 from kernel.locks import BookLocks, LockConfig
@@ -76,7 +76,7 @@ class Logged:
 
     def __init__(self, seq: int, event: Event) -> None:
         self.seq = seq
-        self.kind: str = event.__struct_config__.tag  # type: ignore[assignment]
+        self.kind = TAGS[type(event)]
         self.event = event
         self._body: bytes | None = None
 

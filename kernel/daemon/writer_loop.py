@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from events.codec import Event
+from events.codec import TAGS, Event
 from kernel.daemon.hub import Hub
 from kernel.daemon.lines import Precision, fact_line, not_ok
 from kernel.daemon.metrics import Metrics
@@ -212,7 +212,7 @@ class WriterLoop:
                 snap: AccountSnapshotV2 | None) -> None:
         """One committed event's line; the batch's last (`snap` given) also carries the
         verdict after it: the published snapshot's (no other state was reconciled)."""
-        kind: str = event.__struct_config__.tag  # type: ignore[assignment]
+        kind = TAGS[type(event)]
         if self.metrics is not None:
             counter = self._event_counters.get(kind)
             if counter is None:
