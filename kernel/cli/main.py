@@ -1,12 +1,13 @@
 """`exkernel`: the operator's command line.
 
 Exit status: 0 success; 1 `verify` found a fault, or `status` found no running daemon;
-2 usage error; 3 the log could not be read or written; 4 the daemon refused the request
-(`intents`, `halt`, `resume`: invalid, rejected, conflict, not_found, halted,
-rate_limited); 5 the API token was refused or lacks the scope; 6 no running daemon's
-API answers; 7 no reply in time, or the outcome is unknown; 75 another process is the
-log's writer (`run`, `ingest`); 77 the venue rejected the credentials; 78 a
-configuration error (or no API token). systemd restarts on none of 75, 77 and 78.
+2 usage error, or `ingest`'s input cannot be read; 3 the log could not be read or
+written; 4 the daemon refused the request (`intents`, `halt`, `resume`: invalid,
+rejected, conflict, not_found, halted, rate_limited); 5 the API token was refused or
+lacks the scope; 6 no running daemon's API answers; 7 no reply in time, or the outcome
+is unknown; 75 another process is the log's writer (`run`, `ingest`); 77 the venue
+rejected the credentials; 78 a configuration error (or no API token). systemd restarts
+on none of 75, 77 and 78.
 
 Readers (`snapshot`, `tail`, `verify`, `replay`, `status`) open the log read-only and
 take no lock: they work while the daemon runs. `status` and `tail -f` ask the running
@@ -26,19 +27,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import msgspec
 import structlog
 
-from events.codec import Event, decode
-from events.control import quarantine
 from events.log import EventLog
 from events.log.lock import WriterLock
 from kernel import money
-from kernel.cli import control, intents, status, tail
+from kernel.cli import control, ingest, intents, status, tail
 from kernel.cli.render import snapshot_summary
 from kernel.cli.tail import silence_stdout
 from kernel.daemon import logs
-from kernel.daemon.clock import EventClock
 from kernel.daemon.config import (
     EXIT_CONFIG,
     EXIT_CREDENTIALS,
@@ -49,7 +46,6 @@ from kernel.daemon.config import (
 )
 from kernel.daemon.replay import load_state
 from kernel.daemon.verify import verify
-from kernel.daemon.writer import BatchResult, Writer
 from kernel.errors import ConfigError, CredentialsRejected, LogError, LogLocked
 from kernel.public import book_out, public
 from kernel.public import encode as public_encode
@@ -57,70 +53,12 @@ from kernel.snapshot import project
 
 EXIT_FAULT = 1
 EXIT_LOG = 3
-INGEST_BATCH = 1000
-
-
 def default_db() -> Path:
     """`$EXKERNEL_DB`, else `events.db` in `$STATE_DIRECTORY` (systemd), else in ./var."""
     if env := os.environ.get("EXKERNEL_DB"):
         return Path(env)
     state_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "var"
     return Path(state_dir) / "events.db"
-
-
-def wall_ns() -> int:
-    return time.time_ns()
-
-
-def decode_line(line: bytes, lineno: int) -> Event | str:
-    """The event on one input line, or why the line holds none, in the kernel's words
-    where the fault is the line's bytes (the schema's own checks name the field)."""
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return f"line {lineno} is not valid UTF-8 at byte {e.start + 1}"
-    try:
-        return decode(line)
-    except msgspec.DecodeError as e:
-        return f"line {lineno} is not valid JSON ({e})"
-    except msgspec.ValidationError as e:
-        return str(e)
-
-
-async def cmd_ingest(args: argparse.Namespace) -> int:
-    # A writer: refused with LogLocked (exit 75) while a daemon holds this log.
-    log = await EventLog.open(args.db, synchronous=args.synchronous)
-    try:
-        writer = await Writer.open(log, clock=EventClock(), checkpoint_every=args.checkpoint_every)
-        total = BatchResult(last_seq=log.last_seq)
-        started = time.perf_counter()
-        batch: list[Event] = []
-        stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
-        with stream:
-            for lineno, line in enumerate(stream, 1):
-                if not line.strip():
-                    continue
-                found = decode_line(line, lineno)
-                if isinstance(found, str):
-                    source = f"ingest:{args.file}:{lineno}"
-                    batch.append(quarantine(line.rstrip(b"\r\n"), source=source, reason=found,
-                                            venue_ts=wall_ns()))
-                else:
-                    batch.append(found)
-                if len(batch) >= INGEST_BATCH:
-                    total.add(await writer.ingest(batch))
-                    batch = []
-            if batch:
-                total.add(await writer.ingest(batch))
-        elapsed = time.perf_counter() - started
-    finally:
-        await log.close()
-    print(
-        f"appended {total.appended}  duplicate {total.duplicates}  conflict {total.conflicts}"
-        f"  quarantined {total.quarantined}  last seq {total.last_seq}"
-        f"  in {elapsed:.3f} s ({total.received / max(elapsed, 1e-9):,.0f} lines/s)"
-    )
-    return 0
 
 
 async def cmd_snapshot(args: argparse.Namespace) -> int:
@@ -262,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SQLite durability (default FULL: committed survives power loss)")
     p.add_argument("--checkpoint-every", type=int, default=10_000, metavar="N",
                    help="checkpoint the fold state every N events (default 10000)")
-    p.set_defaults(run=cmd_ingest)
+    p.set_defaults(run=ingest.cmd_ingest)
 
     def add_config(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", type=Path, help="the daemon's TOML config, for its"
