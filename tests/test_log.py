@@ -323,7 +323,7 @@ async def test_a_failed_wal_checkpoint_fails_the_next_append_and_loses_nothing(
         """The checkpoint connection meeting a full disk or an I/O error (a stand-in:
         nothing real fails SQLite's checkpoint on demand)."""
 
-        async def execute(self, sql: str) -> None:
+        async def execute_fetchall(self, sql: str) -> None:
             raise sqlite3.OperationalError("disk I/O error")
 
         async def close(self) -> None:
@@ -339,3 +339,27 @@ async def test_a_failed_wal_checkpoint_fails_the_next_append_and_loses_nothing(
     await log.append([mark(100)])  # the failure is reported once; appends go on
     assert log.last_seq == 21
     await log.close()
+
+
+async def test_an_append_canceled_mid_commit_refuses_the_next_and_a_reopen_knows(
+        tmp_path: Path) -> None:
+    # The transaction runs whole in SQLite's thread, so a cancel cannot stop it: this
+    # object no longer knows its last seq, and says so rather than append after a guess.
+    db = tmp_path / "ev.db"
+    log = await EventLog.open(db)
+    await log.append([mark(i) for i in range(10)])
+    task = asyncio.create_task(log.append([mark(100 + i) for i in range(5_000)]))
+    await asyncio.sleep(0)  # handed to the thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(LogError, match="an append was canceled before its commit was known"):
+        await log.append([mark(99_999)])
+    with pytest.raises(LogError, match="an append was canceled before its commit was known"):
+        await log.checkpoint(log.last_seq, b"state")
+    await log.close()
+    again = await EventLog.open(db)
+    assert again.last_seq in (10, 5_010) and await again.count() == again.last_seq
+    await again.append([mark(99_999)])
+    assert again.last_seq in (11, 5_011)
+    await again.close()

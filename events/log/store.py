@@ -48,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal, cast
 
@@ -67,6 +67,7 @@ _INSERT = (
     "INSERT INTO events (seq, kind, dedup_key, venue_ts, recv_ts, payload, hash)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_Row = tuple[int, str, str, int, int, bytes, bytes]
 _INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (seq, state, hash, state_hash) VALUES (?, ?, ?, ?)"
 )
@@ -95,6 +96,22 @@ class Checkpoint(msgspec.Struct, frozen=True, array_like=True):
     state_hash: bytes | None = None
 
 
+def _transact(db: sqlite3.Connection, rows: list[_Row],
+              checkpoint: tuple[int, bytes, bytes, bytes] | None) -> None:
+    """One append's transaction, run whole in aiosqlite's thread (`EventLog.append`)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(_INSERT, rows)
+        if checkpoint is not None:
+            db.execute(_INSERT_CHECKPOINT, checkpoint)
+        db.execute("COMMIT")
+    except BaseException:
+        # SQLite may have rolled back already (a full disk does); keep its error.
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
 def chain(prev: bytes, seq: int, payload: bytes) -> bytes:
     return hashlib.sha256(prev + seq.to_bytes(8, "big") + payload).digest()
 
@@ -114,6 +131,8 @@ class EventLog:
         self._checkpointer: aiosqlite.Connection | None = None
         self._wal_checkpoint: asyncio.Task[None] | None = None
         self._since_checkpoint = 0
+        #: Why this object may no longer append (an append canceled mid-commit).
+        self._torn: str | None = None
         self._lock = lock
         self.path = path
         self.readonly = readonly
@@ -206,7 +225,7 @@ class EventLog:
                 chunk = wanted[i : i + _LOOKUP_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT dedup_key, seq, payload FROM events WHERE dedup_key IN ({marks})"
-                # One round trip to aiosqlite's thread (execute + fetch + close: three).
+                # One round trip to aiosqlite's thread.
                 for key, seq, payload in await self._db.execute_fetchall(sql, chunk):
                     found[key] = (seq, payload)
         except sqlite3.Error as e:
@@ -222,10 +241,14 @@ class EventLog:
         """Append `events` (already deduplicated and admitted) in one transaction, with an
         optional checkpoint `(seq, state)` of the fold after one of them. All or nothing.
         `keys` are the events' dedup keys, when the caller has them at hand already.
-        Returns the last seq. Raises `LogError`; the log is then as before the call."""
+        Returns the last seq. Raises `LogError`; the log is then as before the call.
+        Canceled while SQLite commits, it may still commit: this object then refuses
+        to append again (`LogError`), and a reopened log knows its last seq."""
+        if self._torn is not None:
+            raise LogError(self._torn)
         await self._checkpoint_outcome()
         seq, prev = self.last_seq, self.last_hash
-        rows = []
+        rows: list[_Row] = []
         cp_hash = None
         if keys is None:
             keys = [ev.dedup_key for ev in events]
@@ -239,21 +262,22 @@ class EventLog:
                 cp_hash = prev
         if checkpoint is not None and cp_hash is None:
             raise LogError(f"checkpoint seq {checkpoint[0]} is not in this batch")
+        cp_row = None if checkpoint is None else (
+            checkpoint[0], checkpoint[1], cp_hash, state_hash(checkpoint[1]))
         try:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                await self._db.executemany(_INSERT, rows)
-                if checkpoint is not None:
-                    await self._db.execute(_INSERT_CHECKPOINT, (
-                        checkpoint[0], checkpoint[1], cp_hash, state_hash(checkpoint[1])))
-                await self._db.execute("COMMIT")
-            except BaseException:
-                # SQLite may have rolled back already (a full disk does); keep its error.
-                if self._db.in_transaction:
-                    await self._db.execute("ROLLBACK")
-                raise
+            # One trip to aiosqlite's thread, not one per statement: BEGIN, the rows and
+            # COMMIT in one call. aiosqlite has no public call for it (its maintainer on
+            # running statements back to back in its thread: omnilib/aiosqlite#19).
+            in_thread = cast(Callable[..., Awaitable[None]], self._db._execute)
+            await in_thread(_transact, self._db._conn, rows, cp_row)
         except sqlite3.Error as e:
             raise LogError(f"append of {len(rows)} events failed: {e}") from e
+        except asyncio.CancelledError:
+            # SQLite's thread finishes the transaction regardless: whether it committed
+            # is unknown here, so this object's last seq and hash may be behind the file.
+            self._torn = ("an append was canceled before its commit was known: reopen"
+                          f" the log ({self.path}) to append again")
+            raise
         self.last_seq, self.last_hash = seq, prev
         self._since_checkpoint += sum(len(r[5]) for r in rows)
         if self._since_checkpoint >= CHECKPOINT_BYTES and self._wal_checkpoint is None:
@@ -268,7 +292,7 @@ class EventLog:
             if self._checkpointer is None:
                 self._checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
                 await self._checkpointer.execute("PRAGMA busy_timeout=5000")
-            await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            await self._checkpointer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as e:
             raise LogError(f"WAL checkpoint of {self.path} failed: {e}") from e
 
@@ -285,12 +309,14 @@ class EventLog:
         self._wal_checkpoint = None
         task.result()
         try:
-            await self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            await self._db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as e:
             raise LogError(f"WAL checkpoint of {self.path} failed: {e}") from e
 
     async def checkpoint(self, seq: int, state: bytes) -> None:
         """Checkpoint the fold state after the last event (`seq` must be `last_seq`)."""
+        if self._torn is not None:
+            raise LogError(self._torn)
         if seq != self.last_seq or seq == 0:
             raise LogError(f"checkpoint seq {seq} is not the last event {self.last_seq}")
         try:
