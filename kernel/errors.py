@@ -6,7 +6,8 @@
      ├── EventValidationError (also ValueError)  a payload broke the schema: quarantine it
      ├── LogError                                the event log failed (wraps the driver's error)
      │    ├── CorruptLogError                    the log contradicts itself: stop, run `verify`
-     │    └── LogLocked                          another process is the log's writer: refuse
+     │    ├── LogLocked                          another process is the log's writer: refuse
+     │    └── KeyLogged                          an append met a dedup key already logged
      ├── InvariantViolation                      the fold met an impossible state: crash, replay
      ├── ConfigError                             a config value is wrong: refuse to start
      └── VenueError                              the venue failed us
@@ -50,6 +51,12 @@ class LogLocked(LogError):
         super().__init__(message)
         self.path = path
         self.pid = pid
+
+
+class KeyLogged(LogError):
+    """An append held a dedup key the log already has (its UNIQUE constraint refused it);
+    nothing of the batch was appended. The writer, which appends without looking keys
+    up while none have been coming twice, screens the batch again with a lookup."""
 
 
 class InvariantViolation(KernelError):

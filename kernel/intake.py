@@ -153,6 +153,10 @@ def _amend(state: AccountState, event: IntentAmended, prior: Prior, limits: Risk
     if event.revision != old.revision + 1:
         return Refused("conflict", f"intent {name!r} is at revision {old.revision}: the next"
                        f" amendment is revision {old.revision + 1}", "revision")
+    if state.halted:
+        # Before the order's status: a halt cancels working orders, so while halted an
+        # order may be CANCELED by the halt itself, and the halt is the reason.
+        return Refused("halted", intents.HALTED)
     status = state.book.orders[name].status
     if old.cancel_requested or status in intents.FINAL:
         why = "canceled" if old.cancel_requested else status

@@ -177,6 +177,9 @@ def _spec_problem(old: OrderIntent, event: IntentAmended) -> str | None:
     return None
 
 
+HALTED = "trading is halted: no new or amended intents until resumed"
+
+
 def check(
     event: IntentPlaced | IntentAmended,
     instruments: dict[str, InstrumentDefined],
@@ -186,7 +189,7 @@ def check(
     """The pre-trade gate: None, or (field, reason) for the first rule the intent breaks.
     Reasons are the kernel's own words; the field names where to look."""
     if halted:
-        return "kind", "trading is halted: no new or amended intents until resumed"
+        return "kind", HALTED
     if isinstance(event, IntentPlaced):
         symbol, qty, price, trigger = event.symbol, event.qty, event.price, event.trigger_price
     else:

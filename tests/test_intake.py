@@ -81,6 +81,15 @@ def test_halted_refuses_placements_and_amendments_not_cancels() -> None:
     assert decide(s, CANCEL, None) == Append(CANCEL)
 
 
+def test_while_halted_an_amend_is_refused_as_halted_whatever_became_of_its_order() -> None:
+    # The halt cancels working orders: by the time an amend arrives its intent may be
+    # CANCELED by the halt itself, and the answer must still be `halted`.
+    for s in (state(PLACED, HALT, CANCEL), state(PLACED, CANCEL, HALT)):
+        d = decide(s, amend(qty=Decimal("0.02")), None)
+        assert d == Refused("halted", "trading is halted: no new or amended intents until"
+                            " resumed")
+
+
 def test_amendments() -> None:
     s = state(PLACED)
     ok = amend(price=Decimal("60010.0"))

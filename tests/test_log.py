@@ -17,7 +17,7 @@ from events.facts import MarkPriceObserved
 from events.log import GENESIS_HASH, SCHEMA_VERSION, EventLog, chain
 from kernel.daemon.replay import encode_state, load_state
 from kernel.daemon.verify import verify
-from kernel.errors import LogError
+from kernel.errors import KeyLogged, LogError
 
 
 def mark(i: int, price: str = "100") -> MarkPriceObserved:
@@ -59,11 +59,22 @@ async def test_a_batch_with_a_duplicate_key_is_refused_whole(tmp_path: Path) -> 
     reach the log, the whole batch fails and nothing of it is visible."""
     log = await EventLog.open(tmp_path / "ev.db")
     await log.append([mark(1)])
-    with pytest.raises(LogError, match="append-only"):
+    with pytest.raises(KeyLogged, match="dedup key 'mark:BTCUSDT:1:100' is logged already"):
         await log.append([mark(2), mark(1)])
     assert log.last_seq == 1
     assert await log.count() == 1
     assert await log.append([mark(2)]) == 2  # and the log goes on, chain intact
+    await log.close()
+
+
+async def test_a_seq_out_of_order_is_a_log_error_not_a_logged_key(tmp_path: Path) -> None:
+    log = await EventLog.open(tmp_path / "ev.db")
+    await log.append([mark(1)])
+    log.last_seq = 0  # as if this object had lost count
+    with pytest.raises(LogError, match="append of 1 events failed") as refused:
+        await log.append([mark(2)])
+    assert not isinstance(refused.value, KeyLogged)
+    assert await log.count() == 1
     await log.close()
 
 

@@ -225,7 +225,10 @@ async def test_a_resync_failing_persistently_forces_a_reconnect(tmp_path: Path) 
             venue.always["marks"] = VenueUnavailable("REST API down")
             await eventually(lambda: venue.calls["connect"] == 2, what="a reconnect")
             del venue.always["marks"]
-            await eventually(lambda: daemon._writer is not None
+            # The venue loop's own flag too: the reconnect's resync may have met the fault
+            # before it was lifted, and its disconnect closes the venue before the event
+            # saying so is folded. Nothing awaits between this check and the buy.
+            await eventually(lambda: daemon._writer is not None and daemon.venue_loop.connected
                              and daemon._writer.state.connected and daemon.queue.empty(),
                              what="connected again")
             venue.drop = drop_fills

@@ -5,7 +5,7 @@ from __future__ import annotations
 import decimal
 import hashlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 
@@ -119,6 +119,49 @@ async def test_admission_sees_earlier_events_of_the_same_batch(tmp_path: Path) -
     r = await w.ingest([BTC, DEPOSIT, fill("1")])
     assert (r.appended, r.quarantined) == (3, 0)
     assert w.state.k.positions["BTCUSDT"].qty == 1
+    await log.close()
+
+
+async def test_a_batch_after_a_clean_one_skips_the_lookup_and_still_finds_a_logged_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, w = await open_writer(tmp_path / "ev.db")
+    lookups: list[list[str]] = []
+    real = log.lookup
+
+    async def counted(keys: Iterable[str]) -> dict[str, tuple[int, bytes]]:
+        lookups.append(list(keys))
+        return await real(keys)
+
+    monkeypatch.setattr(log, "lookup", counted)
+    await w.ingest([BTC, DEPOSIT, fill("1")])  # the first batch of a life: looked up
+    assert len(lookups) == 1
+    r = await w.ingest([fill("2")])  # none came twice before it: no lookup
+    assert (r.appended, len(lookups)) == (1, 1)
+    # A redelivery: the log's unique key refuses the batch, which is screened again.
+    r = await w.ingest([fill("3"), fill("1"), fill("2", qty="5")])
+    assert (r.appended, r.duplicates, r.conflicts) == (2, 1, 1)  # fill 3 and the conflict
+    assert ["fill:BTCUSDT:3", "fill:BTCUSDT:1", "fill:BTCUSDT:2"] in lookups
+    assert await log.count() == 6 and w.state.k.positions["BTCUSDT"].qty == 3
+    before = len(lookups)
+    r = await w.ingest([fill("4")])  # the last batch had a duplicate: looked up
+    assert (r.appended, len(lookups)) == (1, before + 1)
+    await log.close()
+
+
+async def test_a_logged_event_that_admission_would_now_refuse_is_a_duplicate(
+        tmp_path: Path) -> None:
+    # Logged as an inverse contract while flat; redelivered once a position is open, it
+    # would be refused as a change of kind. It is the same fact, logged: a duplicate,
+    # whether the batch was looked up first or not.
+    inverse = msgspec.structs.replace(BTC, venue_ts=T + 5, instrument_kind="inverse",
+                                      settle="BTC")
+    log, w = await open_writer(tmp_path / "ev.db")
+    await w.ingest([msgspec.structs.replace(BTC, venue_ts=T + 4)])
+    await w.ingest([inverse, DEPOSIT])
+    await w.ingest([msgspec.structs.replace(BTC, venue_ts=T + 6), fill("1")])
+    r = await w.ingest([inverse])
+    assert (r.appended, r.duplicates, r.quarantined) == (0, 1, 0)
+    assert w.state.quarantined == 0
     await log.close()
 
 

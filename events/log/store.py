@@ -22,8 +22,10 @@ touches the file, and `close()` gives it back; a second writer gets `LogLocked` 
 the holder's pid. Readonly opens take no lock.
 
 Triggers refuse UPDATE and DELETE on ``events`` and ``checkpoints``. The UNIQUE
-``dedup_key`` is the guard against double ingestion: the writer looks keys up before
-appending, and should it ever miss one, the insert fails and the whole batch with it.
+``dedup_key`` is the guard against double ingestion: an insert of a key already logged
+fails (`KeyLogged`) and the whole batch with it. The writer relies on it: while no key
+has been coming twice, it appends without looking the batch's keys up first, and screens
+a refused batch again with a lookup (kernel/daemon/writer.py).
 
 Durability (`synchronous`), in WAL mode:
 
@@ -58,7 +60,7 @@ import msgspec
 from events.codec import TAGS, Event, encode
 from events.log.lock import WriterLock
 from events.log.schema import READABLE_VERSIONS, SCHEMA_VERSION, create_or_upgrade, schema_version
-from kernel.errors import CorruptLogError, LogError, LogLocked
+from kernel.errors import CorruptLogError, KeyLogged, LogError, LogLocked
 
 GENESIS_HASH = bytes(32)
 Synchronous = Literal["NORMAL", "FULL"]
@@ -241,7 +243,8 @@ class EventLog:
         """Append `events` (already deduplicated and admitted) in one transaction, with an
         optional checkpoint `(seq, state)` of the fold after one of them. All or nothing.
         `keys` are the events' dedup keys, when the caller has them at hand already.
-        Returns the last seq. Raises `LogError`; the log is then as before the call.
+        Returns the last seq. Raises `LogError` (`KeyLogged` for a dedup key already
+        logged); the log is then as before the call.
         Canceled while SQLite commits, it may still commit: this object then refuses
         to append again (`LogError`), and a reopened log knows its last seq."""
         if self._torn is not None:
@@ -270,6 +273,14 @@ class EventLog:
             # running statements back to back in its thread: omnilib/aiosqlite#19).
             in_thread = cast(Callable[..., Awaitable[None]], self._db._execute)
             await in_thread(_transact, self._db._conn, rows, cp_row)
+        except sqlite3.IntegrityError as e:
+            # The append-only trigger refuses a reused key (and a seq out of order: then
+            # no key of the batch is logged). Which one, the log says, not the message.
+            logged = await self.lookup(keys)
+            if logged:
+                raise KeyLogged(f"append of {len(rows)} events refused: dedup key"
+                                f" {next(iter(logged))!r} is logged already") from e
+            raise LogError(f"append of {len(rows)} events failed: {e}") from e
         except sqlite3.Error as e:
             raise LogError(f"append of {len(rows)} events failed: {e}") from e
         except asyncio.CancelledError:

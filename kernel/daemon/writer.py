@@ -14,6 +14,14 @@ the batch is reported (`committed`, once per `ingest`, whoever called it: the wr
 loop with venue facts, or a submission running in the writer's task). If the append
 fails, the writer's state is as before the batch, because states are immutable values.
 
+The lookup is skipped while no key has been coming twice (the last batch that appended
+had no duplicate and no conflict; never for a life's first batch, which a resync may
+redeliver): the log's unique index is then the screen. Should the batch hold a logged
+key after all, its append is refused whole (`KeyLogged`), and it is screened again with
+a lookup, from the same immutable state. So is a batch in which admission refuses an
+event: a logged event is a duplicate before it is inadmissible. Either way the result
+is the one a lookup first would have given.
+
 A state inside a batch is never reconciled live. Its reconcile is a function of that
 state alone, so `project(state)` gives the same snapshot on demand as it would have
 eagerly; that is how `exkernel snapshot --at SEQ` and `exkernel tail` show it.
@@ -43,6 +51,7 @@ from kernel import money
 from kernel.admit import admit
 from kernel.daemon.clock import EventClock
 from kernel.daemon.replay import encode_state, load_state
+from kernel.errors import KeyLogged
 from kernel.reconcile import ReconcileConfig
 from kernel.snapshot import AccountSnapshotV2, project
 from kernel.state import AccountState, fold, settled
@@ -102,6 +111,9 @@ class Writer:
         self._last_checkpoint = last_checkpoint
         self._publish = publish
         self._committed = committed
+        #: Whether the next batch may skip the lookup of its keys: no key came twice in
+        #: the last batch that appended. Not at first: a restart's resync redelivers.
+        self._unlooked = False
 
     def now(self) -> int:
         """The receive time the writer would stamp now (ns): its clock, never before the
@@ -156,9 +168,29 @@ class Writer:
         started = time.perf_counter()
         keys = [e.dedup_key for e in stamped]
         legacy = [_legacy_funding_key(e) for e in stamped if isinstance(e, FundingSettled)]
+        if self._unlooked:
+            # No key came twice in the last batch: append without looking the keys up,
+            # and let the log's UNIQUE index refuse the batch if one is logged after all.
+            # (A funding payment's legacy key is in no row's index: those are looked up.)
+            try:
+                legacy_logged = await self.log.lookup(legacy) if legacy else {}
+                return await self._screen(stamped, keys, legacy_logged, False, started)
+            except (KeyLogged, _LookUp):
+                pass
         logged = await self.log.lookup([*keys, *legacy])
+        return await self._screen(stamped, keys, logged, True, started)
+
+    async def _screen(self, stamped: list[Event], keys: list[str],
+                      logged: dict[str, tuple[int, bytes]], looked_up: bool,
+                      started: float) -> BatchResult:
+        """Screen, fold and append `stamped` (`keys` their dedup keys), of which `logged`
+        holds those the log has already. Not `looked_up`, `logged` holds only funding
+        payments' legacy keys; then an event judged by what the log holds raises
+        `_LookUp` (one admission refuses: logged already, it is a duplicate, not a
+        quarantine), and one whose key is logged makes the append raise `KeyLogged`.
+        Either way nothing was appended."""
         seen: dict[str, tuple[int, Event]] = {}
-        result = BatchResult(received=len(events))
+        result = BatchResult(received=len(stamped))
         state = self.state
         accepted: list[Event] = []
         accepted_keys: list[str] = []
@@ -188,6 +220,8 @@ class Writer:
                     continue  # this very conflict was recorded before
             reason = admit(state, ev)
             if reason is not None:
+                if not looked_up:
+                    raise _LookUp
                 ev = quarantine(encode(identity(ev)), source="admission", reason=reason,
                                 venue_ts=ev.venue_ts, recv_ts=ev.recv_ts)
                 key = ev.dedup_key
@@ -217,6 +251,7 @@ class Writer:
         await self.log.append(accepted, checkpoint, accepted_keys)
         result.commit_seconds = time.perf_counter() - started
         self.state, self.snapshot = state, snap
+        self._unlooked = not result.duplicates and not result.conflicts
         if checkpoint is not None:
             self._last_checkpoint = state.seq
         result.appended = len(accepted)
@@ -251,6 +286,10 @@ class Writer:
             logged[key] = found[key]
         seq, payload = logged[key]
         return seq, decode(payload)
+
+
+class _LookUp(Exception):
+    """A batch screened without a lookup needs one after all (`Writer._screen`)."""
 
 
 def _legacy_funding_key(ev: FundingSettled) -> str:
