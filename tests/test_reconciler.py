@@ -334,3 +334,83 @@ async def test_duplicated_and_reordered_order_updates_change_nothing(tmp_path: P
             c.client_order_id for c in h.commands))  # type: ignore[attr-defined]
     finally:
         await close(h)
+
+
+# -- stops and take-profits, end to end: the venue holds the trigger ----------------------
+
+
+def market_at(h: Harness, price: str) -> None:
+    """The sim's market moves (its volatility is 0, so the price stays where it is put)."""
+    h.venue.engine.prices["BTCUSDT"] = D(price)
+
+
+async def test_a_stop_rests_untriggered_then_fills_when_the_market_crosses_it(
+        harness: Harness) -> None:
+    await harness.commit([intent("stop", order_type="stop", price=None,
+                                 trigger_price=D("60050.0"))])
+    await harness.settle()
+    o = harness.order("stop")
+    assert (o.status, o.filled_qty) == ("ACTIVE", D(0))
+    resting = harness.venue.engine.order_by_cid(o.client_order_id)
+    assert resting is not None and not resting.triggered
+    market_at(harness, "60100.0")
+    await harness.settle()
+    o = harness.order("stop")
+    assert (o.status, o.filled_qty) == ("COMPLETED", D("0.010"))
+    assert harness.writer.state.k.positions["BTCUSDT"].qty == D("0.010")
+    assert len(harness.commands) == 1  # placed once, triggered by the venue
+
+
+async def test_a_stop_limits_trigger_amended_by_the_venues_edit_is_the_one_that_fires(
+        harness: Harness) -> None:
+    await harness.commit([intent("sl", order_type="stop_limit", price=D("60080.0"),
+                                 trigger_price=D("60050.0"))])
+    await harness.settle()
+    await harness.commit([IntentAmended(venue_ts=time.time_ns(), intent_id="sl", revision=1,
+                                        trigger_price=D("60200.0"))])
+    await harness.settle()
+    o = harness.order("sl")
+    assert (o.status, o.order_revision) == ("ACTIVE", 1)
+    resting = harness.venue.engine.order_by_cid(o.client_order_id)
+    assert resting is not None and resting.trigger_price == D("60200.0")
+    market_at(harness, "60100.0")  # past the old trigger, short of the new one
+    await harness.settle()
+    assert (harness.order("sl").status, harness.order("sl").filled_qty) == ("ACTIVE", D(0))
+    market_at(harness, "60200.0")  # triggers; its limit 60080 is then below the market
+    await harness.settle()
+    o = harness.order("sl")
+    assert (o.status, o.filled_qty) == ("ACTIVE", D(0))  # a resting buy limit at 60080
+    market_at(harness, "60070.0")  # the market comes down through the limit
+    await harness.settle()
+    o = harness.order("sl")
+    assert (o.status, o.filled_qty) == ("COMPLETED", D("0.010"))
+    assert harness.writer.state.k.positions["BTCUSDT"].avg_open == D("60080.0")
+    assert len(harness.commands) == 1
+
+
+async def test_a_bracket_the_take_profit_fills_and_the_stop_is_canceled(
+        harness: Harness) -> None:
+    await harness.commit([intent("entry", order_type="market", price=None)])
+    await harness.settle()
+    assert harness.writer.state.k.positions["BTCUSDT"].qty == D("0.010")
+    await harness.commit([
+        intent("tp", side="sell", order_type="take_profit", price=None,
+               trigger_price=D("60500.0"), reduce_only=True, oco_group="bracket"),
+        intent("sl", side="sell", order_type="stop", price=None,
+               trigger_price=D("59500.0"), reduce_only=True, oco_group="bracket"),
+    ])
+    await harness.settle()
+    assert {harness.order(i).status for i in ("tp", "sl")} == {"ACTIVE"}
+    market_at(harness, "60600.0")
+    await harness.settle()
+    assert (harness.order("tp").status, harness.order("tp").filled_qty) == (
+        "COMPLETED", D("0.010"))
+    sl = harness.order("sl")
+    assert (sl.status, sl.error) == ("CANCELED",
+                                     "canceled: another intent of its OCO group filled")
+    assert "BTCUSDT" not in harness.writer.state.k.positions  # flat
+    assert harness.venue.engine.open_orders() == []
+    # The round trip's realized PnL in K is the venue's own, fill by fill summed.
+    venue = sum((f.exact_realized for f in harness.venue.engine.fills), D(0))
+    assert venue > 0
+    assert harness.writer.state.k.realized_by_symbol["BTCUSDT"] == venue
