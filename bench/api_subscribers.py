@@ -46,7 +46,8 @@ from typing import Any
 
 import msgspec
 
-from bench.daemon_flood import FAST_PACE_S, TimedDaemon, TimedVenue, config
+from bench.daemon_flood import FAST_PACE_S, config
+from bench.timed_daemon import TimedDaemon, TimedVenue
 from kernel import money
 from kernel.daemon import logs
 from kernel.daemon.config import Config

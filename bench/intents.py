@@ -57,7 +57,8 @@ import msgspec
 from adapters.base import Outcome
 from adapters.sim.config import SimConfig, SimTrader
 from adapters.sim.venue import SimVenue
-from bench.daemon_flood import COMPONENTS, FAST_PACE_S, TimedVenue, instrument_count, instruments
+from bench.daemon_flood import COMPONENTS, FAST_PACE_S, instrument_count, instruments
+from bench.timed_daemon import TimedVenue
 from events.base import key
 from events.orders import IntentPlaced, PlaceOrder
 from kernel import intake, money
