@@ -57,7 +57,8 @@ import msgspec
 from adapters.base import Outcome
 from adapters.sim.config import SimConfig, SimTrader
 from adapters.sim.venue import SimVenue
-from bench.daemon_flood import COMPONENTS, FAST_PACE_S, instrument_count, instruments
+from bench.daemon_flood import FAST_PACE_S, instruments
+from bench.flood_report import COMPONENTS, instrument_count
 from bench.timed_daemon import TimedVenue
 from events.base import key
 from events.orders import IntentPlaced, PlaceOrder
