@@ -166,11 +166,9 @@ def _amend(state: AccountState, event: IntentAmended, prior: Prior, limits: Risk
         if getattr(event, field) is not None and getattr(old, field) is None:
             return Refused("invalid", f"intent {name!r} is a {old.order_type} order: it has"
                            f" no {field} to amend", field)
-    found = intents.check(event, state.instruments, state.book, state.halted)
+    found = intents.check(event, state.instruments, state.book, halted=False)  # see above
     if found is not None:
         field, reason = found
-        if state.halted:
-            return Refused("halted", reason)
         return Refused("rejected", reason, field)
     if (broken := risk.check(state, event, limits)) is not None:
         return Refused("rejected", broken[1], broken[0])
