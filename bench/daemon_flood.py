@@ -100,6 +100,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from adapters.sim.config import SimConfig, SimInstrument, SimTrader
+from bench import disk_floor
 from bench.flood_report import (
     COMPONENTS,
     LOADED_COMPONENTS,
@@ -369,11 +370,22 @@ def header(seconds: float, warmup: float, load: Load | None, load_avg: tuple[flo
 
 
 async def interleaved(specs: list[tuple[str, int, str, Load | None]], warmup: float,
-                      seconds: float, scratch: Path) -> list[Step]:
+                      seconds: float, scratch: Path, floor: bool = False) -> list[Step]:
+    """Each step in turn; with `floor`, each followed by the disk's floor at its rate
+    and durability (`bench.disk_floor`), on a file in the same scratch directory."""
     out = []
     for name, flood, sync, load in specs:
         progress(f"{name}: flood {flood:,}/s, {sync}")
-        out.append(await run_step(name, flood, sync, warmup, seconds, scratch, load))
+        step = await run_step(name, flood, sync, warmup, seconds, scratch, load)
+        if floor:
+            progress(f"{name}: the disk's floor, {flood:,}/s, {sync}")
+            path = Path(tempfile.mkdtemp(dir=scratch, prefix="floor-")) / "floor.db"
+            step.floor = await asyncio.to_thread(disk_floor.floor, path, sync, flood,
+                                                 warmup, seconds)
+            for f in path.parent.iterdir():
+                f.unlink()
+            path.parent.rmdir()
+        out.append(step)
     return out
 
 
@@ -388,7 +400,7 @@ async def main_async(args: argparse.Namespace, scratch: Path) -> None:
                  for sync in ("NORMAL", "FULL")]
     ramp_specs = [(f"ramp {rate / 1000:g}k{suffix}", rate, "FULL", ld)
                   for rate in args.rates for suffix, ld in arms]
-    one_k = await interleaved(lat_specs, warmup, seconds, scratch) \
+    one_k = await interleaved(lat_specs, warmup, seconds, scratch, args.floor) \
         if args.only in (None, "latency") else []
     ramp: list[Step] = []
     rounds: list[str] = []
@@ -483,6 +495,8 @@ def main() -> None:
                    " deployment that gives the kernel the CPU first)")
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                    help="cProfile a step of each arm (default: on, off with --quick)")
+    p.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure the disk's floor after each latency run (default: on)")
     p.add_argument("--top", type=int, default=8, help="functions shown from a profile")
     p.add_argument("--out", type=Path, default=OUT, help="scratch dir (default bench/out)")
     args = p.parse_args()

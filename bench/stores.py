@@ -43,7 +43,7 @@ from kernel.daemon.writer import Writer
 
 BATCH = 1000
 
-_RAW_SCHEMA = """
+RAW_SCHEMA = """
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -54,7 +54,7 @@ CREATE TABLE events (
     hash BLOB NOT NULL
 )
 """
-_RAW_INSERT = (
+RAW_INSERT = (
     "INSERT INTO events (seq, kind, dedup_key, venue_ts, recv_ts, payload, hash)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
@@ -92,12 +92,12 @@ def raw_sqlite(c: Corpus, path: Path) -> Measurement:
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(_RAW_SCHEMA)
+        db.execute(RAW_SCHEMA)
         watch = Stopwatch()
         with watch.running():
             for i in range(0, len(c.rows), BATCH):
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany(_RAW_INSERT, c.rows[i : i + BATCH])
+                db.executemany(RAW_INSERT, c.rows[i : i + BATCH])
                 db.execute("COMMIT")
         (count,) = db.execute("SELECT count(*) FROM events").fetchone()
     finally:

@@ -26,3 +26,7 @@ def test_quick_flood_prints_the_table(tmp_path: Path) -> None:
     assert HEADER in done.stdout, done.stdout
     assert "| ramp 1k | FULL |" in done.stdout
     assert "p99 yield→publish at 1k/s" in done.stdout
+    # Each latency run is followed by the disk's floor, and the summary shows it.
+    assert "disk floor p99 ms by run" in done.stdout
+    summary = [line for line in done.stdout.splitlines() if line.startswith("| plain | FULL | 1 |")]
+    assert len(summary) == 1 and " of 1 (" in summary[0], done.stdout
