@@ -4,8 +4,9 @@ The pipeline is what the writer does for a batch and what a replay does (less th
 projection): JSON bytes -> Event -> AccountState, and an AccountSnapshotV2 projected
 with the previous one so unchanged reconcile rules are reused. Two rows: a snapshot
 per event (every state settled and reconciled, as the writer did before this session),
-and a snapshot per batch of `BATCH` events, K's valuations settled once for it (what
-`Writer.ingest` of a batch that size does and publishes). The stages are then timed
+and a snapshot per batch of `BATCH` events folded through one `kernel.state.Draft`, K's
+valuations settled once for it (what `Writer.ingest` of a batch that size does and
+publishes). The stages are then timed
 one at a time, chunk by chunk, to show which limits the whole; the fold both ways.
 """
 
@@ -19,7 +20,7 @@ from events.codec import decode_logged as decode
 from events.codec import encode
 from kernel.reconcile import ReconcileConfig
 from kernel.snapshot import AccountSnapshotV2, project
-from kernel.state import GENESIS, AccountState, fold, settled
+from kernel.state import GENESIS, AccountState, Draft, fold, settled
 
 STAGE_CHUNK = 10_000
 BATCH = 1_000  # as bench.stores' batches for Writer.ingest
@@ -35,14 +36,17 @@ def pipeline(blobs: Sequence[bytes], cfg: ReconcileConfig, every: int = 1) -> Me
     state = GENESIS
     snap: AccountSnapshotV2 | None = None
     n = len(blobs)
-    lazy = every > 1
     with watch.running():
-        for seq, blob in enumerate(blobs, 1):
-            state = fold(state, decode(blob), seq, settle=not lazy)
-            if seq % every == 0 or seq == n:
-                if lazy:
-                    state = settled(state)
+        if every == 1:
+            for seq, blob in enumerate(blobs, 1):
+                state = fold(state, decode(blob), seq)
                 snap = project(state, cfg, snap)
+        else:  # as the writer folds a batch: one draft, settled and projected at its end
+            draft = Draft(state)
+            for seq, blob in enumerate(blobs, 1):
+                draft.fold(decode(blob), seq)
+                if seq % every == 0 or seq == n:
+                    snap = project(settled(draft.state()), cfg, snap)
     assert snap is not None and snap.seq == n
     label = ("fold: decode + fold + project" if every == 1 else
              f"fold: decode + fold, project per {every:,} (published)")
@@ -63,11 +67,12 @@ def stages(blobs: Sequence[bytes], cfg: ReconcileConfig) -> list[Measurement]:
             evs = [decode(b) for b in chunk]
         start = state
         with batched.running():
+            draft = Draft(state)
             for i, ev in enumerate(evs, 1):
-                state = fold(state, ev, state.seq + 1, settle=False)
+                draft.fold(ev, draft.seq + 1)
                 if i % BATCH == 0:
-                    state = settled(state)
-            state = settled(state)
+                    draft = Draft(settled(draft.state()))
+            state = settled(draft.state())
         state = start
         with folding.running():
             for ev in evs:

@@ -9,6 +9,8 @@ unchanged. Pure: same state and event, same answer, on every replay.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from events.codec import Event
 from events.facts import (
     FundingSettled,
@@ -20,10 +22,23 @@ from events.facts import (
 )
 from events.orders import IntentAmended, IntentCanceled, IntentPlaced
 from kernel import intents
-from kernel.state import AccountState
+from kernel.intents import IntentBook
 
 
-def admit(state: AccountState, event: Event) -> str | None:
+class Admitting(Protocol):
+    """What admission reads of a state: an `AccountState`, or a `kernel.state.Draft`
+    in the middle of a batch."""
+
+    @property
+    def instruments(self) -> dict[str, InstrumentDefined]: ...
+
+    @property
+    def book(self) -> IntentBook: ...
+
+    def holds(self, symbol: str) -> bool: ...
+
+
+def admit(state: Admitting, event: Event) -> str | None:
     """None if `event` may be folded into `state`, else the reason it may not."""
     match event:
         case OrderFilled():
@@ -68,9 +83,7 @@ def admit(state: AccountState, event: Event) -> str | None:
                 or old.settle != event.settle
                 or old.contract_size != event.contract_size
             )
-            held = any(p.symbol == event.symbol for p in state.k.positions.values())
-            held = held or event.symbol in state.k.holdings
-            if changed and held:
+            if changed and state.holds(event.symbol):
                 return (
                     f"redefinition of {event.symbol!r} changes kind, settlement or contract"
                     " size while a position is open"

@@ -39,8 +39,7 @@ from events.facts import AssetDefined, InstrumentDefined, OrderFilled, position_
 from kernel.money import ONE, ZERO, q18, round_to
 from kernel.position import Booked, Entry, Position, Residual, book, trade
 
-__all__ = ["Booked", "KLedger", "Position", "Valuation", "apply_fill", "refresh", "settle",
-           "trade"]
+__all__ = ["Booked", "KLedger", "LedgerDraft", "Position", "Valuation", "settle", "trade"]
 
 
 class Valuation(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -81,17 +80,11 @@ class KLedger(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     available_margin: dict[str, Decimal] = {}
     drawdown: dict[str, Decimal] = {}
     open_positions: int = 0
-    #: What `refresh` marked for `settle` to compute: the symbols whose positions
+    #: What a `LedgerDraft` marked for `settle` to compute: the symbols whose positions
     #: (or marks, or leverage) changed, None for all; the assets whose wallets changed.
     #: Both empty in every ledger a snapshot, a checkpoint or a reader sees.
     stale_symbols: frozenset[str] | None = frozenset()
     stale_assets: frozenset[str] = frozenset()
-
-
-def _add(m: dict[str, Decimal], key: str, amount: Decimal) -> dict[str, Decimal]:
-    out = dict(m)
-    out[key] = out.get(key, ZERO) + amount
-    return out
 
 
 def residual(asset: AssetDefined | None) -> Residual:
@@ -111,98 +104,201 @@ def _no_residual(_: Decimal) -> Decimal:
     return ZERO
 
 
-def apply_fill(
-    k: KLedger,
-    fill: OrderFilled,
-    inst: InstrumentDefined,
-    instruments: dict[str, InstrumentDefined],
-    settle_asset: AssetDefined | None = None,
-) -> tuple[KLedger, Booked]:
-    """K after one admitted fill, and what booking it did (its realized PnL, in the
-    settlement asset, and the fills it re-priced). Fills are booked in the venue's order
-    (`kernel.position.book`), so a late one also re-prices the fills that followed it.
-    `settle_asset` is the venue's precision for the settlement asset, if documented."""
-    q = fill.qty if fill.side == "buy" else -fill.qty
-    if inst.instrument_kind == "spot":
-        wallets = _add(k.wallets, fill.fee_currency, -fill.fee)
-        held = k.holdings.get(fill.symbol) or Position(symbol=fill.symbol)
-        shrink = fill.fee if fill.fee_currency == inst.base else ZERO  # fee in the base coin
-        booked = book(k.journals.get(fill.symbol, ()), held, fill.venue_ts, fill.trade_id, q,
-                      fill.price, inst, shrink, fill.venue_realized_pnl)
-        journals = dict(k.journals)
-        journals[fill.symbol] = booked.journal
-        wallets = _add(wallets, inst.base, q)
-        wallets = _add(wallets, inst.quote, -q * fill.price)
-        holdings = dict(k.holdings)
-        if booked.position.qty == 0:
-            holdings.pop(fill.symbol, None)
-        else:
-            holdings[fill.symbol] = booked.position
-        return refresh(
-            k, instruments, touched=(inst.base, inst.quote, fill.fee_currency), symbols=(),
-            wallets=wallets, fees=_add(k.fees, fill.fee_currency, fill.fee),
-            holdings=holdings, journals=journals,
+#: KLedger's mappings that the facts change (the rest are derived by `settle`).
+_BOOKED = frozenset({"wallets", "realized_pnl", "realized_by_symbol", "venue_rounding", "fees",
+                     "funding", "transfers", "adjustments", "positions", "journals", "holdings",
+                     "marks", "leverage", "peak_capital", "drawdown"})
+
+#: Those that every fill writes.
+_FILLED = ("wallets", "journals", "fees", "realized_pnl", "realized_by_symbol", "peak_capital",
+           "drawdown")
+
+
+class LedgerDraft:
+    """K being changed by a run of events: each mapping is copied on its first write and
+    then changed in place, so a batch of events copies it once, not once per event.
+    `freeze()` gives the KLedger. The ledger it started from, and every ledger it froze,
+    are never written to: the draft starts copying afresh after each `freeze()`.
+
+    Each method books one kind of fact, in the conventions of this module's docstring.
+    The wallets a fact moved and the positions (or marks, or leverage) it changed are
+    remembered: the peak and drawdown of each moved wallet move now (they remember the
+    path), while the figures that are a function of K's present alone (valuations, and
+    per asset the unrealized PnL, open notional, used margin, equity, available margin)
+    are only marked stale, and `settle` computes them, once per event or once for a
+    whole batch, with the same result.
+
+    Each attribute named for a mapping of K is None until the draft first writes it,
+    then the draft's own copy. (`freeze` passes the copies in their own order of first
+    write: KLedger's field order is its own, whatever the order of the keywords.)"""
+
+    # No __slots__: each mapping attribute is the class's None until the draft writes
+    # it, and `_start` forgets every copy at once by clearing the instance's dict.
+    wallets: dict[str, Decimal] | None = None
+    realized_pnl: dict[str, Decimal] | None = None
+    realized_by_symbol: dict[str, Decimal] | None = None
+    venue_rounding: dict[str, Decimal] | None = None
+    fees: dict[str, Decimal] | None = None
+    funding: dict[str, Decimal] | None = None
+    transfers: dict[str, Decimal] | None = None
+    adjustments: dict[str, Decimal] | None = None
+    positions: dict[str, Position] | None = None
+    journals: dict[str, tuple[Entry, ...]] | None = None
+    holdings: dict[str, Position] | None = None
+    marks: dict[str, Decimal] | None = None
+    leverage: dict[str, Decimal] | None = None
+    peak_capital: dict[str, Decimal] | None = None
+    drawdown: dict[str, Decimal] | None = None
+
+    def __init__(self, k: KLedger) -> None:
+        self._start(k)
+
+    def _start(self, k: KLedger) -> None:
+        self.__dict__.clear()
+        self._base = k
+        self._all_stale = k.stale_symbols is None
+        self._symbols: set[str] = set(k.stale_symbols or ())
+        self._assets: set[str] = set(k.stale_assets)
+
+    def get(self, name: str) -> Any:
+        """The current value of K's mapping `name` (read it, never write it)."""
+        d = getattr(self, name)
+        return getattr(self._base, name) if d is None else d
+
+    def _mine(self, name: str) -> dict[str, Any]:
+        d: dict[str, Any] | None = getattr(self, name)
+        if d is None:
+            d = dict(getattr(self._base, name))
+            setattr(self, name, d)
+        return d
+
+    def _add(self, name: str, key: str, amount: Decimal) -> None:
+        m = self._mine(name)
+        m[key] = m.get(key, ZERO) + amount
+
+    def freeze(self) -> KLedger:
+        """K as the draft has it now."""
+        k = self._base
+        changes = {n: d for n, d in self.__dict__.items() if n in _BOOKED}
+        symbols = None if self._all_stale else frozenset(self._symbols)
+        if symbols != k.stale_symbols:
+            changes["stale_symbols"] = symbols
+        if not self._assets.issubset(k.stale_assets):
+            changes["stale_assets"] = frozenset(self._assets)
+        if changes:
+            k = msgspec.structs.replace(k, **changes)
+            self._start(k)
+        return k
+
+    def fill(self, fill: OrderFilled, inst: InstrumentDefined,
+             settle_asset: AssetDefined | None = None) -> Booked:
+        """Book one admitted fill; what booking it did (its realized PnL, in the
+        settlement asset, and the fills it re-priced). Fills are booked in the venue's
+        order (`kernel.position.book`), so a late one also re-prices the fills that
+        followed it. `settle_asset` is the venue's precision for the settlement asset,
+        if documented."""
+        # The fills' hot path: the mappings every fill writes, owned once, then local.
+        if self.fees is None:  # (another fact may have written some of them already)
+            for name in _FILLED:
+                self._mine(name)
+        wallets: dict[str, Decimal] = self.wallets  # type: ignore[assignment]
+        journals: dict[str, tuple[Entry, ...]] = self.journals  # type: ignore[assignment]
+        fees: dict[str, Decimal] = self.fees  # type: ignore[assignment]
+        realized_pnl: dict[str, Decimal] = self.realized_pnl  # type: ignore[assignment]
+        by_symbol: dict[str, Decimal] = self.realized_by_symbol  # type: ignore[assignment]
+        q = fill.qty if fill.side == "buy" else -fill.qty
+        fee_ccy, symbol = fill.fee_currency, fill.symbol
+        if inst.instrument_kind == "spot":
+            wallets[fee_ccy] = wallets.get(fee_ccy, ZERO) + -fill.fee
+            holdings = self._mine("holdings")
+            held = holdings.get(symbol) or Position(symbol=symbol)
+            shrink = fill.fee if fee_ccy == inst.base else ZERO  # fee in the base coin
+            booked = book(journals.get(symbol, ()), held, fill.venue_ts, fill.trade_id,
+                          q, fill.price, inst, shrink, fill.venue_realized_pnl)
+            journals[symbol] = booked.journal
+            wallets[inst.base] = wallets.get(inst.base, ZERO) + q
+            wallets[inst.quote] = wallets.get(inst.quote, ZERO) + -q * fill.price
+            if booked.position.qty == 0:
+                holdings.pop(symbol, None)
+            else:
+                holdings[symbol] = booked.position
+            fees[fee_ccy] = fees.get(fee_ccy, ZERO) + fill.fee
             # The sale's cash is in the quote wallet already: realized PnL is reported,
             # not added to it.
-            realized_pnl=_add(k.realized_pnl, inst.quote, booked.delta),
-            realized_by_symbol=_add(k.realized_by_symbol, fill.symbol, booked.delta),
-        ), booked
-    key = position_key(fill.symbol, fill.position_side)
-    pos = k.positions.get(key) or Position(symbol=fill.symbol, position_side=fill.position_side)
-    booked = book(k.journals.get(key, ()), pos, fill.venue_ts, fill.trade_id, q, fill.price,
-                  inst, venue=fill.venue_realized_pnl, residual=residual(settle_asset))
-    journals = dict(k.journals)
-    journals[key] = booked.journal
-    positions = dict(k.positions)
-    if booked.position.qty == 0:
-        positions.pop(key, None)
-    else:
-        positions[key] = booked.position
-    settle = inst.settle
-    wallets = dict(k.wallets)
-    wallets[fill.fee_currency] = wallets.get(fill.fee_currency, ZERO) + -fill.fee
-    if booked.delta:
-        wallets[settle] = wallets.get(settle, ZERO) + booked.delta
-    rounding = k.venue_rounding
-    if booked.residual or settle not in rounding:
-        rounding = _add(rounding, settle, booked.residual)
-    touched = (settle,) if settle == fill.fee_currency else (settle, fill.fee_currency)
-    return refresh(
-        k, instruments, touched=touched, symbols=(fill.symbol,),
-        wallets=wallets, fees=_add(k.fees, fill.fee_currency, fill.fee), positions=positions,
-        journals=journals, realized_pnl=_add(k.realized_pnl, settle, booked.delta),
-        venue_rounding=rounding,
-        realized_by_symbol=_add(k.realized_by_symbol, fill.symbol, booked.delta),
-    ), booked
+            realized_pnl[inst.quote] = realized_pnl.get(inst.quote, ZERO) + booked.delta
+            by_symbol[symbol] = by_symbol.get(symbol, ZERO) + booked.delta
+            self._moved((inst.base, inst.quote, fee_ccy))
+            return booked
+        key = position_key(symbol, fill.position_side)
+        positions = self.positions
+        if positions is None:
+            positions = self.positions = dict(self._base.positions)
+        pos = positions.get(key) or Position(symbol=symbol, position_side=fill.position_side)
+        booked = book(journals.get(key, ()), pos, fill.venue_ts, fill.trade_id, q, fill.price,
+                      inst, venue=fill.venue_realized_pnl, residual=residual(settle_asset))
+        journals[key] = booked.journal
+        if booked.position.qty == 0:
+            positions.pop(key, None)
+        else:
+            positions[key] = booked.position
+        settle = inst.settle
+        wallets[fee_ccy] = wallets.get(fee_ccy, ZERO) + -fill.fee
+        if booked.delta:
+            wallets[settle] = wallets.get(settle, ZERO) + booked.delta
+        if booked.residual or settle not in self.get("venue_rounding"):
+            self._add("venue_rounding", settle, booked.residual)
+        fees[fee_ccy] = fees.get(fee_ccy, ZERO) + fill.fee
+        realized_pnl[settle] = realized_pnl.get(settle, ZERO) + booked.delta
+        by_symbol[symbol] = by_symbol.get(symbol, ZERO) + booked.delta
+        # The wallets moved: their peak and drawdown move now.
+        peak: dict[str, Decimal] = self.peak_capital  # type: ignore[assignment]
+        drawdown: dict[str, Decimal] = self.drawdown  # type: ignore[assignment]
+        for a in (settle,) if settle == fee_ccy else (settle, fee_ccy):
+            w = wallets.get(a, ZERO)
+            if a not in peak or w > peak[a]:
+                peak[a] = w
+            drawdown[a] = peak[a] - w
+            self._assets.add(a)
+        if not self._all_stale:
+            self._symbols.add(symbol)
+        return booked
 
+    def cash(self, asset: str, amount: Decimal,
+             field: Literal["funding", "transfers", "adjustments"]) -> None:
+        """A signed cash flow into `asset`'s wallet, accounted under `field`."""
+        self._add("wallets", asset, amount)
+        self._add(field, asset, amount)
+        self._moved((asset,))
 
-def apply_cash(
-    k: KLedger,
-    asset: str,
-    amount: Decimal,
-    field: Literal["funding", "transfers", "adjustments"],
-    instruments: dict[str, InstrumentDefined],
-) -> KLedger:
-    """A signed cash flow into `asset`'s wallet, accounted under `field`."""
-    return refresh(k, instruments, touched=(asset,), symbols=(),
-                   wallets=_add(k.wallets, asset, amount),
-                   **{field: _add(getattr(k, field), asset, amount)})
+    def mark(self, symbol: str, price: Decimal) -> None:
+        marks = self.marks
+        if marks is None:
+            marks = self.marks = dict(self._base.marks)
+        marks[symbol] = price
+        if not self._all_stale:
+            self._symbols.add(symbol)
 
+    def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        self._mine("leverage")[symbol] = leverage
+        if not self._all_stale:
+            self._symbols.add(symbol)
 
-def apply_mark(
-    k: KLedger, symbol: str, price: Decimal, instruments: dict[str, InstrumentDefined]
-) -> KLedger:
-    marks = dict(k.marks)
-    marks[symbol] = price
-    return refresh(k, instruments, touched=(), symbols=(symbol,), marks=marks)
+    def instruments_changed(self) -> None:
+        """Instrument rules changed: every position is stale, and the positions mapping
+        is a new one, so that the reconcile rules that read instrument rules run again."""
+        self._mine("positions")
+        self._all_stale = True
 
-
-def apply_leverage(
-    k: KLedger, symbol: str, leverage: Decimal, instruments: dict[str, InstrumentDefined]
-) -> KLedger:
-    lev = dict(k.leverage)
-    lev[symbol] = leverage
-    return refresh(k, instruments, touched=(), symbols=(symbol,), leverage=lev)
+    def _moved(self, touched: tuple[str, ...]) -> None:
+        """The wallets of `touched` moved: their peak and drawdown move now."""
+        wallets = self.get("wallets")
+        peak, drawdown = self._mine("peak_capital"), self._mine("drawdown")
+        for a in touched:
+            w = wallets.get(a, ZERO)
+            if a not in peak or w > peak[a]:
+                peak[a] = w
+            drawdown[a] = peak[a] - w
+        self._assets.update(touched)
 
 
 def notional(qty: Decimal, inst: InstrumentDefined, mark: Decimal) -> Decimal:
@@ -229,45 +325,8 @@ def value(
     return Valuation(asset=inst.settle, notional=n, unrealized_pnl=unrealized, margin=margin)
 
 
-def refresh(
-    k: KLedger,
-    instruments: dict[str, InstrumentDefined],
-    *,
-    touched: tuple[str, ...],
-    symbols: tuple[str, ...] | None,
-    **changes: Any,
-) -> KLedger:
-    """K with `changes` (new values of its fields) made, after which the wallets of
-    `touched` assets and the positions (or marks, or leverage) of `symbols` changed
-    (`symbols=None`: every position, e.g. new instrument rules).
-
-    The peak and drawdown of each touched wallet move now: they remember the path. The
-    figures that are a function of K's present alone (valuations, and per asset the
-    unrealized PnL, open notional, used margin, equity, available margin) are only
-    marked stale, and `settle` computes them: once per event, or once for a whole batch
-    of events (the writer's and the replay's way), with the same result."""
-    if touched:
-        wallets = changes.get("wallets", k.wallets)
-        peak, drawdown = dict(k.peak_capital), dict(k.drawdown)
-        for a in touched:
-            w = wallets.get(a, ZERO)
-            if a not in peak or w > peak[a]:
-                peak[a] = w
-            drawdown[a] = peak[a] - w
-        changes["peak_capital"], changes["drawdown"] = peak, drawdown
-        stale_assets = k.stale_assets
-        if not stale_assets.issuperset(touched):
-            changes["stale_assets"] = stale_assets.union(touched)
-    stale_symbols = k.stale_symbols
-    if symbols is None:
-        changes["stale_symbols"] = None
-    elif symbols and stale_symbols is not None and not stale_symbols.issuperset(symbols):
-        changes["stale_symbols"] = stale_symbols.union(symbols)
-    return msgspec.structs.replace(k, **changes)
-
-
 def settle(k: KLedger, instruments: dict[str, InstrumentDefined]) -> KLedger:
-    """K with every figure `refresh` marked stale computed; `k` itself when none is.
+    """K with every figure a `LedgerDraft` marked stale computed; `k` itself when none is.
 
     Only what the stale marks reach is recomputed. The result depends on K's present
     alone, not on how many events were settled at once: valuations follow the positions

@@ -41,7 +41,7 @@ from kernel.public import book_out
 from kernel.reconcile import ReconcileConfig
 from kernel.risk import RiskConfig
 from kernel.snapshot import project
-from kernel.state import AccountState, fold, settled
+from kernel.state import AccountState, Draft, settled
 
 MAX_SUBSCRIPTIONS = 16
 #: Events folded between yields to the event loop when rebuilding a past snapshot.
@@ -132,12 +132,12 @@ class Ops:
     async def _state_at(self, seq: int) -> AccountState:
         log = await self.reader()
         try:
-            state = await start_state(log, seq)
-            async for chunk in log.payloads(since=state.seq, until=seq, chunk=REBUILD_CHUNK):
+            draft = Draft(await start_state(log, seq))
+            async for chunk in log.payloads(since=draft.seq, until=seq, chunk=REBUILD_CHUNK):
                 for at, payload, key in chunk:
-                    state = fold(state, decode_logged(payload), at, key, settle=False)
+                    draft.fold(decode_logged(payload), at, key)
                 await asyncio.sleep(0)  # the writer and the other clients go on meanwhile
-            return settled(state)  # K's valuations once, as the replay does
+            return settled(draft.state())  # K's valuations once, as the replay does
         finally:
             await log.close()
 

@@ -54,7 +54,7 @@ from kernel.daemon.replay import encode_state, load_state
 from kernel.errors import KeyLogged
 from kernel.reconcile import ReconcileConfig
 from kernel.snapshot import AccountSnapshotV2, project
-from kernel.state import AccountState, fold, settled
+from kernel.state import AccountState, Draft, settled
 
 Clock = Callable[[], int]
 Publish = Callable[[AccountSnapshotV2], None]
@@ -191,7 +191,9 @@ class Writer:
         Either way nothing was appended."""
         seen: dict[str, tuple[int, Event]] = {}
         result = BatchResult(received=len(stamped))
-        state = self.state
+        # The batch folds into a draft of the state: `self.state` is untouched until the
+        # append has committed, and a batch screened again starts from it afresh.
+        draft = Draft(self.state)
         accepted: list[Event] = []
         accepted_keys: list[str] = []
         for ev, key in zip(stamped, keys, strict=True):
@@ -218,7 +220,7 @@ class Writer:
                 key = ev.dedup_key
                 if await self._prior(key, seen, logged) is not None:
                     continue  # this very conflict was recorded before
-            reason = admit(state, ev)
+            reason = admit(draft, ev)
             if reason is not None:
                 if not looked_up:
                     raise _LookUp
@@ -231,17 +233,17 @@ class Writer:
             if isinstance(ev, InputQuarantined) and ev.source != "dedup":
                 result.quarantined += 1
             # K's valuations are computed once, for the batch's last state (`settled`).
-            state = fold(state, ev, state.seq + 1, key, settle=False)
-            seen[key] = (state.seq, ev)
+            draft.fold(ev, draft.seq + 1, key)
+            seen[key] = (draft.seq, ev)
             accepted.append(ev)
             accepted_keys.append(key)
-        result.last_seq = state.seq
+        result.last_seq = draft.seq
         if not accepted:
             result.fold_seconds = time.perf_counter() - started
             if self._committed is not None:
                 self._committed(result)
             return result
-        state = settled(state)
+        state = settled(draft.state())
         snap = project(state, self.reconcile_config, self.snapshot)
         result.fold_seconds = time.perf_counter() - started
         checkpoint = None
