@@ -149,6 +149,10 @@ class LedgerDraft:
     leverage: dict[str, Decimal] | None = None
     peak_capital: dict[str, Decimal] | None = None
     drawdown: dict[str, Decimal] | None = None
+    #: What the draft marked stale beyond K's own marks (`settle` computes them).
+    _all_stale: bool = False
+    _symbols: set[str] | None = None
+    _assets: set[str] | None = None
 
     def __init__(self, k: KLedger) -> None:
         self._start(k)
@@ -156,9 +160,6 @@ class LedgerDraft:
     def _start(self, k: KLedger) -> None:
         self.__dict__.clear()
         self._base = k
-        self._all_stale = k.stale_symbols is None
-        self._symbols: set[str] = set(k.stale_symbols or ())
-        self._assets: set[str] = set(k.stale_assets)
 
     def get(self, name: str) -> Any:
         """The current value of K's mapping `name` (read it, never write it)."""
@@ -176,18 +177,23 @@ class LedgerDraft:
         m = self._mine(name)
         m[key] = m.get(key, ZERO) + amount
 
-    def freeze(self) -> KLedger:
-        """K as the draft has it now."""
+    def freeze(self, *, last: bool = False) -> KLedger:
+        """K as the draft has it now. With `last`, the draft is done: it need not ready
+        itself to go on."""
         k = self._base
         changes = {n: d for n, d in self.__dict__.items() if n in _BOOKED}
-        symbols = None if self._all_stale else frozenset(self._symbols)
-        if symbols != k.stale_symbols:
-            changes["stale_symbols"] = symbols
-        if not self._assets.issubset(k.stale_assets):
-            changes["stale_assets"] = frozenset(self._assets)
+        stale, symbols, assets = k.stale_symbols, self._symbols, self._assets
+        if stale is not None:
+            if self._all_stale:
+                changes["stale_symbols"] = None
+            elif symbols and not stale.issuperset(symbols):
+                changes["stale_symbols"] = stale.union(symbols)
+        if assets and not k.stale_assets.issuperset(assets):
+            changes["stale_assets"] = k.stale_assets.union(assets)
         if changes:
             k = msgspec.structs.replace(k, **changes)
-            self._start(k)
+            if not last:
+                self._start(k)
         return k
 
     def fill(self, fill: OrderFilled, inst: InstrumentDefined,
@@ -258,9 +264,7 @@ class LedgerDraft:
             if a not in peak or w > peak[a]:
                 peak[a] = w
             drawdown[a] = peak[a] - w
-            self._assets.add(a)
-        if not self._all_stale:
-            self._symbols.add(symbol)
+        self._stale((symbol,), (settle,) if settle == fee_ccy else (settle, fee_ccy))
         return booked
 
     def cash(self, asset: str, amount: Decimal,
@@ -275,13 +279,14 @@ class LedgerDraft:
         if marks is None:
             marks = self.marks = dict(self._base.marks)
         marks[symbol] = price
-        if not self._all_stale:
-            self._symbols.add(symbol)
+        symbols = self._symbols
+        if symbols is None:
+            symbols = self._symbols = set()
+        symbols.add(symbol)
 
     def set_leverage(self, symbol: str, leverage: Decimal) -> None:
         self._mine("leverage")[symbol] = leverage
-        if not self._all_stale:
-            self._symbols.add(symbol)
+        self._stale((symbol,), ())
 
     def instruments_changed(self) -> None:
         """Instrument rules changed: every position is stale, and the positions mapping
@@ -298,7 +303,18 @@ class LedgerDraft:
             if a not in peak or w > peak[a]:
                 peak[a] = w
             drawdown[a] = peak[a] - w
-        self._assets.update(touched)
+        self._stale((), touched)
+
+    def _stale(self, symbols: tuple[str, ...], assets: tuple[str, ...]) -> None:
+        """Mark the positions of `symbols` and the wallets of `assets` for `settle`."""
+        if symbols:
+            if self._symbols is None:
+                self._symbols = set()
+            self._symbols.update(symbols)
+        if assets:
+            if self._assets is None:
+                self._assets = set()
+            self._assets.update(assets)
 
 
 def notional(qty: Decimal, inst: InstrumentDefined, mark: Decimal) -> Decimal:

@@ -136,7 +136,7 @@ def fold(state: AccountState, event: Event, seq: int, event_id: str | None = Non
     do); the states are the same: this is a draft of one event."""
     draft = Draft(state)
     draft.fold(event, seq, event_id)
-    s = draft.state()
+    s = draft.state(last=True)
     return settled(s) if settle else s
 
 
@@ -206,9 +206,10 @@ class Draft:
         return (any(p.symbol == symbol for p in positions.values())
                 or symbol in self.k.get("holdings"))
 
-    def state(self) -> AccountState:
-        """The state after every event folded so far (unsettled)."""
-        k = self.k.freeze()
+    def state(self, *, last: bool = False) -> AccountState:
+        """The state after every event folded so far (unsettled). With `last`, the draft
+        is done: it need not ready itself to go on (`fold`'s one-event draft)."""
+        k = self.k.freeze(last=last)
         s = self._base
         changes = self._changes
         for name in _HOT:
@@ -220,7 +221,8 @@ class Draft:
         s = msgspec.structs.replace(
             s, seq=self.seq, event_id=self.event_id, event_kind=self.event_kind,
             event_ts=self.event_ts, now=self.now, k=k, **changes)
-        self._start(s)
+        if not last:
+            self._start(s)
         return s
 
     def fold(self, event: Event, seq: int, event_id: str | None = None) -> None:
