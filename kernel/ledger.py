@@ -24,7 +24,9 @@ Conventions (docs/ledger.md has worked examples):
 * Fills are booked in the venue's order (venue time, then trade id), whatever order they
   arrive in: a late fill re-prices the fills after it (`kernel.position`).
 
-Every function here returns new values; nothing is mutated after construction.
+A `KLedger` is never mutated once built. Facts are booked through a `LedgerDraft`, which
+changes only its own copies of the mappings a batch writes, and freezes them into the
+next `KLedger` (kernel.state.Draft holds one for a batch).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ reconcile rules need to remember (when K last moved per wallet and position key,
 last fill's realized PnL on both sides). It is a frozen value; checkpoints store its
 msgspec encoding and a replay from a checkpoint continues bit-identically.
 
+A run of events folds through a `Draft`, which copies each mapping once per batch instead
+of once per event and gives the same states; `fold` is a draft of one event, so there is
+one implementation of each fact's effect.
+
 Callers fold only *admitted* events (`kernel.admit.admit` returned None); the fold
 treats anything else as an `InvariantViolation`.
 """
