@@ -122,6 +122,30 @@ async def test_admission_sees_earlier_events_of_the_same_batch(tmp_path: Path) -
     await log.close()
 
 
+async def test_admission_sees_a_position_opened_and_closed_earlier_in_the_same_batch(
+        tmp_path: Path) -> None:
+    """The batch folds through a draft: admission reads the draft's positions, not the
+    state the batch started from."""
+    log, w = await open_writer(tmp_path / "ev.db")
+    inverse = msgspec.structs.replace(BTC, venue_ts=T + 100, instrument_kind="inverse",
+                                      settle="BTC", contract_size=Decimal(100))
+    r = await w.ingest([BTC, DEPOSIT, fill("1"), inverse])
+    assert (r.appended, r.quarantined) == (4, 1)
+    assert w.state.instruments["BTCUSDT"].instrument_kind == "linear"
+    rows = [row async for row in log.rows(since=3)]
+    q = decode(rows[0].payload)
+    assert isinstance(q, InputQuarantined) and q.source == "admission"
+    assert q.reason == ("redefinition of 'BTCUSDT' changes kind, settlement or contract"
+                        " size while a position is open")
+    close = msgspec.structs.replace(fill("2"), side="sell")
+    again = msgspec.structs.replace(inverse, venue_ts=T + 200)
+    r = await w.ingest([close, again])
+    assert (r.appended, r.quarantined) == (2, 0)
+    assert w.state.instruments["BTCUSDT"].instrument_kind == "inverse"
+    assert not w.state.k.positions
+    await log.close()
+
+
 async def test_a_batch_after_a_clean_one_skips_the_lookup_and_still_finds_a_logged_key(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log, w = await open_writer(tmp_path / "ev.db")
