@@ -15,7 +15,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -190,12 +190,22 @@ async def test_events_from_the_log_then_live_have_no_gap_and_no_duplicate(
             with capture_logs() as logs:
                 await every.call("subscribe_events", since=0)
                 await some.call("subscribe_events", since=0, kinds=kinds)
-                readers = [asyncio.create_task(collect(every, got["every"], slow_for=1500)),
-                           asyncio.create_task(collect(some, got["some"]))]
-
                 def live() -> list[dict[str, Any]]:  # the two backfills, as they end
                     return sorted((e for e in logs if e["event"] == "api subscriber live"),
                                   key=lambda e: -e["from_log"])
+
+                # Slow for its first 1,500 frames of backfill (so that the ring moves on
+                # under it), then as fast as it can: a reader still slow once live would
+                # fall behind the flood and be closed as lagging, rightly. Its backfill is
+                # the one that sent the whole log (over 1,000 events); the other's holds
+                # three kinds.
+                def backfilling(_: dict[str, Any]) -> bool:
+                    return len(got["every"]) < 1500 and not any(
+                        e["from_log"] > 1000 for e in live())
+
+                readers = [asyncio.create_task(collect(every, got["every"],
+                                                       slow_while=backfilling)),
+                           asyncio.create_task(collect(some, got["some"]))]
 
                 await eventually(lambda: len(live()) == 2, 20, "the backfills turned live")
                 target = d.hub.seq + 500
@@ -213,10 +223,13 @@ async def test_events_from_the_log_then_live_have_no_gap_and_no_duplicate(
     assert [p["seq"] for p in got["some"] if p["seq"] <= last] == want
 
 
-async def collect(c: Raw, out: list[dict[str, Any]], slow_for: int = 0) -> None:
+async def collect(c: Raw, out: list[dict[str, Any]],
+                  slow_while: Callable[[dict[str, Any]], bool] | None = None) -> None:
+    """Every push into `out`; 2 ms after each one for which `slow_while` holds."""
     while True:
-        out.append(await c.push())
-        if len(out) < slow_for:
+        frame = await c.push()
+        out.append(frame)
+        if slow_while is not None and slow_while(frame):
             await asyncio.sleep(0.002)
 
 
