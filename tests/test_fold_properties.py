@@ -12,6 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal as D
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +39,7 @@ from events.facts import (
     TransferCompleted,
     position_key,
 )
+from kernel.errors import InvariantViolation
 from kernel.money import round_to
 from kernel.position import Position, trade
 from kernel.reconcile import ReconcileConfig
@@ -252,6 +254,24 @@ def test_a_draft_folds_each_batch_to_the_state_of_folding_event_by_event(
             given_states.append((draft.state(), ENCODE(settled(s))))
     for state, encoded in given_states:
         assert ENCODE(state) == encoded, "a state changed after the draft gave it"
+
+
+def test_a_fold_that_raises_in_a_draft_leaves_the_state_it_started_from_unchanged() -> None:
+    fill = OrderFilled(venue_ts=S, symbol="BTCUSDT", trade_id="t1", order_id="o1",
+                       side="buy", qty=D(1), price=D(100), fee=D(0), fee_currency="USDT")
+    start = replay([*ALL.values(), fill])[-1]
+    before = ENCODE(start)
+    draft = Draft(start)
+    draft.fold(msgspec.structs.replace(fill, trade_id="t2", venue_ts=2 * S), start.seq + 1)
+    unknown = msgspec.structs.replace(fill, trade_id="t3", venue_ts=3 * S, symbol="DOGEUSDT")
+    with pytest.raises(InvariantViolation, match="undefined instrument DOGEUSDT"):
+        draft.fold(unknown, start.seq + 2)
+    assert ENCODE(start) == before
+    # The draft is dropped; a new one from the same state goes on as if nothing happened.
+    again = Draft(start)
+    again.fold(msgspec.structs.replace(fill, trade_id="t2", venue_ts=2 * S), start.seq + 1)
+    assert again.state().k.positions["BTCUSDT"].qty == 2
+    assert ENCODE(start) == before
 
 
 def test_a_draft_without_events_gives_its_own_state() -> None:
