@@ -379,12 +379,9 @@ async def interleaved(specs: list[tuple[str, int, str, Load | None]], warmup: fl
         step = await run_step(name, flood, sync, warmup, seconds, scratch, load)
         if floor:
             progress(f"{name}: the disk's floor, {flood:,}/s, {sync}")
-            path = Path(tempfile.mkdtemp(dir=scratch, prefix="floor-")) / "floor.db"
-            step.floor = await asyncio.to_thread(disk_floor.floor, path, sync, flood,
-                                                 warmup, seconds)
-            for f in path.parent.iterdir():
-                f.unlink()
-            path.parent.rmdir()
+            with tempfile.TemporaryDirectory(dir=scratch, prefix="floor-") as tmp:
+                step.floor = await asyncio.to_thread(disk_floor.floor, Path(tmp) / "floor.db",
+                                                     sync, flood, warmup, seconds)
         out.append(step)
     return out
 

@@ -258,15 +258,8 @@ class LedgerDraft:
         fees[fee_ccy] = fees.get(fee_ccy, ZERO) + fill.fee
         realized_pnl[settle] = realized_pnl.get(settle, ZERO) + booked.delta
         by_symbol[symbol] = by_symbol.get(symbol, ZERO) + booked.delta
-        # The wallets moved: their peak and drawdown move now.
-        peak: dict[str, Decimal] = self.peak_capital  # type: ignore[assignment]
-        drawdown: dict[str, Decimal] = self.drawdown  # type: ignore[assignment]
-        for a in (settle,) if settle == fee_ccy else (settle, fee_ccy):
-            w = wallets.get(a, ZERO)
-            if a not in peak or w > peak[a]:
-                peak[a] = w
-            drawdown[a] = peak[a] - w
-        self._stale((symbol,), (settle,) if settle == fee_ccy else (settle, fee_ccy))
+        self._moved((settle,) if settle == fee_ccy else (settle, fee_ccy))
+        self._stale((symbol,), ())
         return booked
 
     def cash(self, asset: str, amount: Decimal,
@@ -281,10 +274,7 @@ class LedgerDraft:
         if marks is None:
             marks = self.marks = dict(self._base.marks)
         marks[symbol] = price
-        symbols = self._symbols
-        if symbols is None:
-            symbols = self._symbols = set()
-        symbols.add(symbol)
+        self._stale((symbol,), ())
 
     def set_leverage(self, symbol: str, leverage: Decimal) -> None:
         self._mine("leverage")[symbol] = leverage

@@ -119,11 +119,14 @@ class AccountState(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 
     def holds(self, symbol: str) -> bool:
         """A position or a spot holding in `symbol` is open."""
-        return (any(p.symbol == symbol for p in self.k.positions.values())
-                or symbol in self.k.holdings)
+        return _holds(self.k.positions, self.k.holdings, symbol)
 
 
 GENESIS = AccountState()
+
+
+def _holds(positions: dict[str, Position], holdings: dict[str, Position], symbol: str) -> bool:
+    return any(p.symbol == symbol for p in positions.values()) or symbol in holdings
 
 
 def fold(state: AccountState, event: Event, seq: int, event_id: str | None = None, *,
@@ -206,9 +209,7 @@ class Draft:
 
     def holds(self, symbol: str) -> bool:
         """A position or a spot holding in `symbol` is open."""
-        positions: dict[str, Position] = self.k.get("positions")
-        return (any(p.symbol == symbol for p in positions.values())
-                or symbol in self.k.get("holdings"))
+        return _holds(self.k.get("positions"), self.k.get("holdings"), symbol)
 
     def state(self, *, last: bool = False) -> AccountState:
         """The state after every event folded so far (unsettled). With `last`, the draft

@@ -230,6 +230,10 @@ def test_settling_once_per_batch_equals_settling_every_event(
         assert ENCODE(project(s, CFG)) == ENCODE(project(eager[i - 1], CFG))
 
 
+ONE_FILL = OrderFilled(venue_ts=S, symbol="BTCUSDT", trade_id="t1", order_id="o1", side="buy",
+                       qty=D(1), price=D(100), fee=D(0), fee_currency="USDT")
+
+
 @SETTINGS
 @given(sequences, st.lists(st.integers(1, 12), min_size=1), st.lists(st.booleans(), min_size=1))
 def test_a_draft_folds_each_batch_to_the_state_of_folding_event_by_event(
@@ -257,8 +261,7 @@ def test_a_draft_folds_each_batch_to_the_state_of_folding_event_by_event(
 
 
 def test_a_fold_that_raises_in_a_draft_leaves_the_state_it_started_from_unchanged() -> None:
-    fill = OrderFilled(venue_ts=S, symbol="BTCUSDT", trade_id="t1", order_id="o1",
-                       side="buy", qty=D(1), price=D(100), fee=D(0), fee_currency="USDT")
+    fill = ONE_FILL
     start = replay([*ALL.values(), fill])[-1]
     before = ENCODE(start)
     draft = Draft(start)
@@ -275,8 +278,7 @@ def test_a_fold_that_raises_in_a_draft_leaves_the_state_it_started_from_unchange
 
 
 def test_a_draft_without_events_gives_its_own_state() -> None:
-    fill = OrderFilled(venue_ts=S, symbol="BTCUSDT", trade_id="t1", order_id="o1",
-                       side="buy", qty=D(1), price=D(100), fee=D(0), fee_currency="USDT")
+    fill = ONE_FILL
     s = replay([*ALL.values(), fill])[-1]
     assert Draft(s).state() is s
 
