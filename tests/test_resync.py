@@ -259,6 +259,24 @@ async def test_a_fatal_error_in_the_periodic_resync_stops_the_daemon_with_that_e
         await asyncio.wait_for(task, 10)
 
 
+@pytest.mark.parametrize("error", [CredentialsRejected("key revoked"),
+                                   InvariantViolation("impossible state")])
+async def test_a_fatal_error_in_the_reconcilers_look_at_open_orders_stops_the_daemon(
+    tmp_path: Path, error: Exception
+) -> None:
+    """After each connect the reconciler asks the venue for its open orders: an error no
+    retry fixes stops the daemon there too, not a warning that it went unchecked."""
+    sim = SimVenue(config().venue.sim)
+    daemon = Daemon(config(), FaultyVenue(sim), tmp_path)
+    own = FaultyVenue(sim)  # the reconciler's own view of the venue: only it fails
+    own.raises["open_orders"].append(error)
+    daemon.reconciler.venue = own
+    with capture_logs() as logs, pytest.raises(type(error)):
+        await asyncio.wait_for(daemon.run(), 10)
+    assert own.failed["open_orders"] == 1
+    assert not [e for e in logs if e["event"].startswith("open orders unavailable")]
+
+
 async def test_a_crash_between_a_resyncs_fills_and_its_funding_still_books_the_funding(
     tmp_path: Path,
 ) -> None:

@@ -43,8 +43,9 @@ from events.orders import (
     PlaceOrder,
 )
 from kernel.backoff import backoff
+from kernel.daemon.supervise import FATAL
 from kernel.diff import Action, Cancel, DiffConfig, Fail, Query, command_event, diff
-from kernel.errors import CredentialsRejected, KernelError
+from kernel.errors import KernelError
 from kernel.killswitch import KillSwitch, KillSwitchConfig
 from kernel.snapshot import AccountSnapshotV2
 from kernel.state import AccountState
@@ -134,7 +135,7 @@ class Reconciler:
             self.wake.clear()
             try:
                 await self.step(ticked=ticked)
-            except (CredentialsRejected, KernelError):
+            except KernelError:
                 raise
             except Exception:  # a task boundary: log, and try again on the next pass
                 self.log.warning("reconciler pass failed", exc_info=True)
@@ -217,7 +218,7 @@ class Reconciler:
                 answers.append(found)
         try:
             open_orders = await self.venue.open_orders()
-        except CredentialsRejected:
+        except FATAL:  # no retry fixes these: the daemon stops (kernel.daemon.supervise)
             raise
         except Exception as e:
             self.log.warning("open orders unavailable; not checked for unknown orders",
@@ -271,7 +272,7 @@ class Reconciler:
         except TimeoutError:
             out = CommandOutcomeUnknown(venue_ts=self._clock(), command_id=cmd.command_id,
                                         reason=f"no answer within {self.cfg.command_timeout_s} s")
-        except CredentialsRejected:
+        except FATAL:  # no retry fixes these: the daemon stops (kernel.daemon.supervise)
             raise
         except Exception as e:  # the connection dropped mid-call: the venue may have acted
             out = CommandOutcomeUnknown(venue_ts=self._clock(), command_id=cmd.command_id,
@@ -292,7 +293,7 @@ class Reconciler:
         try:
             async with asyncio.timeout(self.cfg.command_timeout_s):
                 found = await self.venue.order(symbol, q.client_order_id)
-        except CredentialsRejected:
+        except FATAL:  # no retry fixes these: the daemon stops (kernel.daemon.supervise)
             raise
         except Exception as e:
             self.log.info("order query failed; will retry", intent_id=q.intent_id,
