@@ -6,8 +6,10 @@ request, a push to its stream); when the connection drops, decide what each requ
 flight becomes, reconnect with backoff (`kernel.backoff.backoff`), say `hello` again,
 subscribe every open stream again from the last seq it received and resend what may be
 resent. A subscribe's reply maps the server's sub id to its stream inside the reader,
-before the next frame is read, so no push is lost between them. After `unauthorized`
-or `version` the link stops for good: every request and stream gets that error.
+before the next frame is read, so no push is lost between them. A subscribe refused as
+`unavailable` (the daemon is stopping) or `rate_limited` is made again, on the next
+connection or after a pause. After `unauthorized` or `version` the link stops for good:
+every request and stream gets that error.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from kernel.backoff import Rng, backoff
 from kernel.client.errors import (
     FATAL,
+    TRANSIENT,
     ApiError,
     ClientError,
     Closed,
@@ -120,6 +123,8 @@ class Link:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for send in list(self._sends):
+            send.cancel()  # a subscribe waiting out a rate limit, a send in flight
         if self._ws is not None:
             await self._ws.close()
         self._finish(Closed("the client was closed"), end_streams=True)
@@ -185,7 +190,16 @@ class Link:
         def on_result(reply: Frame) -> None:
             if not reply.ok:
                 assert reply.error is not None
-                stream.fail(error_for(reply.error.code, reply.error.message, reply.error.field))
+                code, message = reply.error.code, reply.error.message
+                if self._reconnect and code in TRANSIENT and stream in self._streams:
+                    # Not now, not never: a daemon that is stopping drops this connection
+                    # and the next one subscribes the stream again; a rate limit passes.
+                    self._log.info("api subscribe deferred", op=stream.op, code=code,
+                                   error=message)
+                    if code == "rate_limited":
+                        self._spawn(self._subscribe_later(stream, ws))
+                    return
+                stream.fail(error_for(code, message, reply.error.field))
                 return
             result: Subscribed = decode_result(reply.result, Subscribed)
             stream.subscribed(result)
@@ -201,6 +215,13 @@ class Link:
         self._pending[rid] = pending
         pending.sent_on = ws
         self._spawn(self._send_quietly(ws, pending.text))
+
+    async def _subscribe_later(self, stream: Stream, ws: ClientConnection) -> None:
+        """Subscribe `stream` on `ws` again after the backoff's first pause, unless the
+        connection changed (the new one subscribes it) or the stream closed meanwhile."""
+        await asyncio.sleep(next(self._delays()))
+        if self._ws is ws and not self._closed and stream in self._streams:
+            self._subscribe(stream, ws)
 
     def _spawn(self, send: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(send)

@@ -122,6 +122,9 @@ ERRORS: dict[str, type[ApiError]] = {
 
 #: Codes after which reconnecting cannot help: the client stops and raises them.
 FATAL = frozenset({"unauthorized", "version"})
+#: Codes that say "not now": a subscribe refused with one of them is made again (on this
+#: connection after a pause when rate limited; on the next one when the daemon stops).
+TRANSIENT = frozenset({"unavailable", "rate_limited"})
 
 
 def error_for(code: str, message: str, field: str | None = None) -> ApiError:
