@@ -1,4 +1,7 @@
-"""The SQLite event log: append-only, hash-chained, all-or-nothing batches, checkpoints."""
+"""The SQLite event log: append-only, hash-chained, all-or-nothing batches, checkpoints.
+
+Every test runs twice: with a batch inserted in one statement (this machine's SQLite has
+JSON functions) and with `executemany` (what a SQLite without them gets)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ import pytest
 from structlog.testing import capture_logs
 
 import events.log.schema as logschema
+import events.log.store as logstore
+from events.base import MAX_TS
 from events.codec import decode, encode
+from events.control import TradingHalted
 from events.facts import MarkPriceObserved
 from events.log import GENESIS_HASH, SCHEMA_VERSION, EventLog, chain
 from kernel.daemon.replay import encode_state, load_state
@@ -22,6 +28,51 @@ from kernel.errors import KeyLogged, LogError
 
 def mark(i: int, price: str = "100") -> MarkPriceObserved:
     return MarkPriceObserved(venue_ts=i, recv_ts=i, symbol="BTCUSDT", price=Decimal(price))
+
+
+@pytest.fixture(autouse=True, params=["packed", "executemany"])
+def insert(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "executemany":
+        async def no_json(db: object) -> bool:
+            return False
+        monkeypatch.setattr(logstore, "_has_json", no_json)
+    return str(request.param)
+
+
+async def test_appends_go_the_way_this_sqlite_allows(tmp_path: Path, insert: str) -> None:
+    log = await EventLog.open(tmp_path / "ev.db")
+    try:
+        assert log.packed is (insert == "packed")
+    finally:
+        await log.close()
+
+
+async def test_rows_keep_their_bytes_and_types_whatever_they_hold(tmp_path: Path) -> None:
+    # Text a JSON array must escape, times at the schema's bounds, payloads of any size.
+    odd = [TradingHalted(venue_ts=i, recv_ts=MAX_TS, reason=reason)
+           for i, reason in enumerate(['a "quoted" \\ reason', "line\nbreak\ttab",
+                                       "\u00e9t\u00e9 \u2603 \U0001f600", "x" * 5000], 1)]
+    log = await EventLog.open(tmp_path / "ev.db")
+    try:
+        odd.append(MarkPriceObserved(venue_ts=5, recv_ts=5, price=Decimal("1"),
+                                     symbol='B"T\\C/\u00e9\u2603\U0001f600:%'))
+        await log.append([mark(0), *odd])
+        async with log._db.execute(
+                "SELECT typeof(seq), typeof(kind), typeof(dedup_key), typeof(venue_ts),"
+                " typeof(recv_ts), typeof(payload), typeof(hash) FROM events") as cur:
+            types = set(await cur.fetchall())
+        rows = [r async for r in log.rows()]
+    finally:
+        await log.close()
+    assert types == {("integer", "text", "text", "integer", "integer", "blob", "blob")}
+    assert [r.payload for r in rows] == [encode(e) for e in [mark(0), *odd]]
+    assert [r.dedup_key for r in rows] == [e.dedup_key for e in [mark(0), *odd]]
+    assert [(r.venue_ts, r.recv_ts) for r in rows] == [
+        (0, 0), *((i, MAX_TS) for i in range(1, 5)), (5, 5)]
+    prev = GENESIS_HASH
+    for r in rows:
+        prev = chain(prev, r.seq, r.payload)
+        assert r.hash == prev
 
 
 async def test_append_assigns_consecutive_seqs_and_chains_hashes(tmp_path: Path) -> None:

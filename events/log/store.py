@@ -70,6 +70,24 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _Row = tuple[int, str, str, int, int, bytes, bytes]
+#: A batch's rows in one statement: SQLite reads them from one JSON array (per row: seq,
+#: kind, dedup key, venue_ts, recv_ts, and its payload's offset and length) and two
+#: concatenated blobs (the payloads; the 32-byte hashes, in row order). `executemany`
+#: binds each row holding the GIL; this is one step with the GIL released, so the writer
+#: folds its next batch while SQLite inserts this one (`Writer.ingest_all`). The rows
+#: come out of `json_each` in array order; the append-only trigger refuses any other.
+#: `json_extract`, not `->>`, for SQLite before 3.38; a SQLite without JSON functions
+#: gets `executemany`.
+_INSERT_PACKED = (
+    "INSERT INTO events (seq, kind, dedup_key, venue_ts, recv_ts, payload, hash)"
+    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]'),"
+    " json_extract(value, '$[4]'), substr(?2, json_extract(value, '$[5]'),"
+    " json_extract(value, '$[6]')), substr(?3, key * 32 + 1, 32) FROM json_each(?1)"
+)
+#: `_INSERT_PACKED`'s parameters: the rows' JSON, their payloads, their hashes.
+_Packed = tuple[bytes, bytes, bytes]
+_packer = msgspec.json.Encoder()
 _INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (seq, state, hash, state_hash) VALUES (?, ?, ?, ?)"
 )
@@ -98,12 +116,19 @@ class Checkpoint(msgspec.Struct, frozen=True, array_like=True):
     state_hash: bytes | None = None
 
 
-def _transact(db: sqlite3.Connection, rows: list[_Row],
+def _transact(db: sqlite3.Connection, rows: list[_Row] | _Packed,
               checkpoint: tuple[int, bytes, bytes, bytes] | None) -> None:
-    """One append's transaction, run whole in aiosqlite's thread (`EventLog.append`)."""
+    """One append's transaction, run whole in aiosqlite's thread (`EventLog.append`).
+    Packed rows without a checkpoint are one statement, which is its own transaction."""
+    if isinstance(rows, tuple) and checkpoint is None:
+        db.execute(_INSERT_PACKED, rows)
+        return
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.executemany(_INSERT, rows)
+        if isinstance(rows, tuple):
+            db.execute(_INSERT_PACKED, rows)
+        else:
+            db.executemany(_INSERT, rows)
         if checkpoint is not None:
             db.execute(_INSERT_CHECKPOINT, checkpoint)
         db.execute("COMMIT")
@@ -112,6 +137,27 @@ def _transact(db: sqlite3.Connection, rows: list[_Row],
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def _pack(rows: list[_Row]) -> _Packed:
+    """`rows` as `_INSERT_PACKED`'s parameters."""
+    meta = []
+    offset = 1  # SQLite's substr counts from 1
+    for seq, kind, key, venue_ts, recv_ts, payload, _ in rows:
+        meta.append((seq, kind, key, venue_ts, recv_ts, offset, len(payload)))
+        offset += len(payload)
+    return (_packer.encode(meta), b"".join([r[5] for r in rows]),
+            b"".join([r[6] for r in rows]))
+
+
+async def _has_json(db: aiosqlite.Connection) -> bool:
+    """Whether this SQLite has the JSON functions `_INSERT_PACKED` needs (built in since
+    3.38, and in most builds before it)."""
+    try:
+        await db.execute_fetchall("SELECT json_extract(value, '$[0]') FROM json_each('[[1]]')")
+    except sqlite3.OperationalError:
+        return False
+    return True
 
 
 def chain(prev: bytes, seq: int, payload: bytes) -> bytes:
@@ -135,6 +181,9 @@ class EventLog:
         self._since_checkpoint = 0
         #: Why this object may no longer append (an append canceled mid-commit).
         self._torn: str | None = None
+        #: Whether appends insert a batch in one statement (`_INSERT_PACKED`): SQLite
+        #: has JSON functions (a writer checks at open).
+        self.packed = False
         self._lock = lock
         self.path = path
         self.readonly = readonly
@@ -190,6 +239,8 @@ class EventLog:
                 await create_or_upgrade(db, path)
             log = cls(db, path, readonly, lock)
             await log._check_schema()
+            if not readonly:
+                log.packed = await _has_json(db)
             async with db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1") as cur:
                 last = await cur.fetchone()
         except sqlite3.Error as e:
@@ -252,6 +303,7 @@ class EventLog:
         await self._checkpoint_outcome()
         seq, prev = self.last_seq, self.last_hash
         rows: list[_Row] = []
+        payloads: list[bytes] = []
         cp_hash = None
         if keys is None:
             keys = [ev.dedup_key for ev in events]
@@ -261,18 +313,20 @@ class EventLog:
             prev = chain(prev, seq, payload)
             rows.append((seq, TAGS[type(ev)], key, ev.venue_ts, ev.recv_ts, payload,
                          prev))
+            payloads.append(payload)
             if checkpoint is not None and checkpoint[0] == seq:
                 cp_hash = prev
         if checkpoint is not None and cp_hash is None:
             raise LogError(f"checkpoint seq {checkpoint[0]} is not in this batch")
         cp_row = None if checkpoint is None else (
             checkpoint[0], checkpoint[1], cp_hash, state_hash(checkpoint[1]))
+        batch: list[_Row] | _Packed = _pack(rows) if self.packed else rows
         try:
             # One trip to aiosqlite's thread, not one per statement: BEGIN, the rows and
             # COMMIT in one call. aiosqlite has no public call for it (its maintainer on
             # running statements back to back in its thread: omnilib/aiosqlite#19).
             in_thread = cast(Callable[..., Awaitable[None]], self._db._execute)
-            await in_thread(_transact, self._db._conn, rows, cp_row)
+            await in_thread(_transact, self._db._conn, batch, cp_row)
         except sqlite3.IntegrityError as e:
             # The append-only trigger refuses a reused key (and a seq out of order: then
             # no key of the batch is logged). Which one, the log says, not the message.
@@ -290,7 +344,7 @@ class EventLog:
                           f" the log ({self.path}) to append again")
             raise
         self.last_seq, self.last_hash = seq, prev
-        self._since_checkpoint += sum(len(r[5]) for r in rows)
+        self._since_checkpoint += sum(map(len, payloads))
         if self._since_checkpoint >= CHECKPOINT_BYTES and self._wal_checkpoint is None:
             self._since_checkpoint = 0
             self._wal_checkpoint = asyncio.create_task(self._checkpoint_wal())
