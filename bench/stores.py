@@ -177,8 +177,11 @@ def eventsourcing_application(c: Corpus, path: Path) -> Measurement:
 
 
 async def writer_ingest(
-    batches: Sequence[Sequence[Event]], path: Path, synchronous: Literal["NORMAL", "FULL"]
+    batches: Sequence[Sequence[Event]], path: Path, synchronous: Literal["NORMAL", "FULL"],
+    *, pipelined: bool = False,
 ) -> Measurement:
+    """`Writer.ingest` of each batch in turn, or (`pipelined`) `Writer.ingest_all` of
+    them all: each batch folds while the one before it commits."""
     log = await EventLog.open(path, synchronous=synchronous)
     try:
         # Workload events carry their recv_ts, so the clock stamps nothing.
@@ -186,10 +189,14 @@ async def writer_ingest(
         watch = Stopwatch()
         appended = 0
         with watch.running():
-            for batch in batches:
-                appended += (await writer.ingest(batch)).appended
+            if pipelined:
+                appended = (await writer.ingest_all(batches)).appended
+            else:
+                for batch in batches:
+                    appended += (await writer.ingest(batch)).appended
     finally:
         await log.close()
     n = sum(len(b) for b in batches)
     assert appended == n, (appended, n)
-    return Measurement("d", f"kernel Writer.ingest, {synchronous}", n, watch.wall, watch.cpu)
+    call = "ingest_all" if pipelined else "ingest"
+    return Measurement("d", f"kernel Writer.{call}, {synchronous}", n, watch.wall, watch.cpu)

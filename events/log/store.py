@@ -50,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal, cast
@@ -117,9 +118,13 @@ class Checkpoint(msgspec.Struct, frozen=True, array_like=True):
 
 
 def _transact(db: sqlite3.Connection, rows: list[_Row] | _Packed,
-              checkpoint: tuple[int, bytes, bytes, bytes] | None) -> None:
+              checkpoint: tuple[int, bytes, bytes, bytes] | None,
+              handed: threading.Event | None) -> None:
     """One append's transaction, run whole in aiosqlite's thread (`EventLog.append`).
-    Packed rows without a checkpoint are one statement, which is its own transaction."""
+    Packed rows without a checkpoint are one statement, which is its own transaction.
+    `handed` is set once this thread holds the rows (see `EventLog.append`)."""
+    if handed is not None:
+        handed.set()
     if isinstance(rows, tuple) and checkpoint is None:
         db.execute(_INSERT_PACKED, rows)
         return
@@ -137,17 +142,6 @@ def _transact(db: sqlite3.Connection, rows: list[_Row] | _Packed,
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-
-
-def _pack(rows: list[_Row]) -> _Packed:
-    """`rows` as `_INSERT_PACKED`'s parameters."""
-    meta = []
-    offset = 1  # SQLite's substr counts from 1
-    for seq, kind, key, venue_ts, recv_ts, payload, _ in rows:
-        meta.append((seq, kind, key, venue_ts, recv_ts, offset, len(payload)))
-        offset += len(payload)
-    return (_packer.encode(meta), b"".join([r[5] for r in rows]),
-            b"".join([r[6] for r in rows]))
 
 
 async def _has_json(db: aiosqlite.Connection) -> bool:
@@ -290,20 +284,28 @@ class EventLog:
         events: Sequence[Event],
         checkpoint: tuple[int, bytes] | None = None,
         keys: Sequence[str] | None = None,
+        handed: threading.Event | None = None,
     ) -> int:
         """Append `events` (already deduplicated and admitted) in one transaction, with an
         optional checkpoint `(seq, state)` of the fold after one of them. All or nothing.
         `keys` are the events' dedup keys, when the caller has them at hand already.
         Returns the last seq. Raises `LogError` (`KeyLogged` for a dedup key already
         logged); the log is then as before the call.
+        `handed` is set when SQLite's thread has taken the rows: a caller with work to do
+        meanwhile (`Writer.ingest_all`) waits for it, releasing the GIL, which that
+        thread needs to start; else it waits for the interpreter's switch interval.
         Canceled while SQLite commits, it may still commit: this object then refuses
         to append again (`LogError`), and a reopened log knows its last seq."""
         if self._torn is not None:
             raise LogError(self._torn)
         await self._checkpoint_outcome()
         seq, prev = self.last_seq, self.last_hash
-        rows: list[_Row] = []
+        # Per row: seq, kind, dedup key, venue_ts, recv_ts, and where its payload is in
+        # the payloads joined (`_INSERT_PACKED`'s JSON array).
+        meta: list[tuple[int, str, str, int, int, int, int]] = []
         payloads: list[bytes] = []
+        hashes: list[bytes] = []
+        offset = 1  # SQLite's substr counts from 1
         cp_hash = None
         if keys is None:
             keys = [ev.dedup_key for ev in events]
@@ -311,32 +313,36 @@ class EventLog:
             seq += 1
             payload = encode(ev)
             prev = chain(prev, seq, payload)
-            rows.append((seq, TAGS[type(ev)], key, ev.venue_ts, ev.recv_ts, payload,
-                         prev))
+            meta.append((seq, TAGS[type(ev)], key, ev.venue_ts, ev.recv_ts, offset,
+                         len(payload)))
+            offset += len(payload)
             payloads.append(payload)
+            hashes.append(prev)
             if checkpoint is not None and checkpoint[0] == seq:
                 cp_hash = prev
         if checkpoint is not None and cp_hash is None:
             raise LogError(f"checkpoint seq {checkpoint[0]} is not in this batch")
         cp_row = None if checkpoint is None else (
             checkpoint[0], checkpoint[1], cp_hash, state_hash(checkpoint[1]))
-        batch: list[_Row] | _Packed = _pack(rows) if self.packed else rows
+        batch: list[_Row] | _Packed = (
+            (_packer.encode(meta), b"".join(payloads), b"".join(hashes)) if self.packed
+            else [(*m[:5], p, h) for m, p, h in zip(meta, payloads, hashes, strict=True)])
         try:
             # One trip to aiosqlite's thread, not one per statement: BEGIN, the rows and
             # COMMIT in one call. aiosqlite has no public call for it (its maintainer on
             # running statements back to back in its thread: omnilib/aiosqlite#19).
             in_thread = cast(Callable[..., Awaitable[None]], self._db._execute)
-            await in_thread(_transact, self._db._conn, batch, cp_row)
+            await in_thread(_transact, self._db._conn, batch, cp_row, handed)
         except sqlite3.IntegrityError as e:
             # The append-only trigger refuses a reused key (and a seq out of order: then
             # no key of the batch is logged). Which one, the log says, not the message.
             logged = await self.lookup(keys)
             if logged:
-                raise KeyLogged(f"append of {len(rows)} events refused: dedup key"
+                raise KeyLogged(f"append of {len(meta)} events refused: dedup key"
                                 f" {next(iter(logged))!r} is logged already") from e
-            raise LogError(f"append of {len(rows)} events failed: {e}") from e
+            raise LogError(f"append of {len(meta)} events failed: {e}") from e
         except sqlite3.Error as e:
-            raise LogError(f"append of {len(rows)} events failed: {e}") from e
+            raise LogError(f"append of {len(meta)} events failed: {e}") from e
         except asyncio.CancelledError:
             # SQLite's thread finishes the transaction regardless: whether it committed
             # is unknown here, so this object's last seq and hash may be behind the file.
@@ -344,7 +350,7 @@ class EventLog:
                           f" the log ({self.path}) to append again")
             raise
         self.last_seq, self.last_hash = seq, prev
-        self._since_checkpoint += sum(map(len, payloads))
+        self._since_checkpoint += offset - 1
         if self._since_checkpoint >= CHECKPOINT_BYTES and self._wal_checkpoint is None:
             self._since_checkpoint = 0
             self._wal_checkpoint = asyncio.create_task(self._checkpoint_wal())

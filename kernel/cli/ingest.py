@@ -2,7 +2,8 @@
 
 Each line is decoded strictly (`events.codec.decode`); a line that holds no valid event
 is quarantined with the reason, never dropped. Lines go to the writer in batches of
-`BATCH`, each one transaction: a batch is in the log whole or not at all.
+`BATCH`, each one transaction: a batch is in the log whole or not at all. A batch is
+decoded and folded while SQLite commits the one before it (`Writer.ingest_all`).
 
 A line the input cannot give (a read error) stops the command after the lines read
 before it are committed, and it says after which line to resume.
@@ -73,9 +74,15 @@ def lines_of(stream: Iterable[bytes], name: str) -> Iterator[tuple[int, bytes]]:
 
 async def ingest(writer: Writer, stream: Iterable[bytes], name: str) -> BatchResult:
     """Append the events on `stream`'s lines through `writer`, `BATCH` at a time (a
-    quarantine for each line that holds none). If reading fails, commits the lines read
-    and raises `InputUnreadable`; the writer's `LogError` propagates."""
-    total = BatchResult(last_seq=writer.state.seq)
+    quarantine for each line that holds none; each batch decoded while the one before
+    it commits, `Writer.ingest_all`). If reading fails, commits the lines read and
+    raises `InputUnreadable`; the writer's `LogError` propagates."""
+    return await writer.ingest_all(batches(stream, name))
+
+
+def batches(stream: Iterable[bytes], name: str) -> Iterator[list[Event]]:
+    """The events on `stream`'s lines, `BATCH` at a time. If reading fails, the lines
+    read before it come as a last batch, and then `InputUnreadable`."""
     batch: list[Event] = []
     try:
         for lineno, line in lines_of(stream, name):
@@ -88,15 +95,14 @@ async def ingest(writer: Writer, stream: Iterable[bytes], name: str) -> BatchRes
             else:
                 batch.append(found)
             if len(batch) >= BATCH:
-                total.add(await writer.ingest(batch))
+                yield batch
                 batch = []
     except InputUnreadable:
         if batch:  # what was read is logged: the error names where to resume
-            await writer.ingest(batch)
+            yield batch
         raise
     if batch:
-        total.add(await writer.ingest(batch))
-    return total
+        yield batch
 
 
 async def cmd_ingest(args: argparse.Namespace) -> int:

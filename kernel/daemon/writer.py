@@ -36,8 +36,10 @@ no earlier than the log's `now`.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
@@ -57,6 +59,9 @@ from kernel.snapshot import AccountSnapshotV2, project
 from kernel.state import AccountState, Draft, settled
 
 Clock = Callable[[], int]
+#: How long `ingest_all` waits at most for SQLite's thread to take a batch's rows: long
+#: enough for a thread to wake on a busy machine, short beside the fold of a batch.
+_HAND_OFF_S = 0.002
 Publish = Callable[[AccountSnapshotV2], None]
 Committed = Callable[["BatchResult"], None]
 
@@ -160,40 +165,88 @@ class Writer:
         """Log and fold one batch, all or nothing. Raises `LogError` if the log failed.
         The fold runs in a private copy of the kernel's decimal context (`money.context`)."""
         with money.context():
-            return await self._ingest(events)
+            return await self._commit(await self._prepare(events, self._head()))
 
-    async def _ingest(self, events: Sequence[Event]) -> BatchResult:
-        now = max(self._clock(), self.state.now)
+    async def ingest_all(self, batches: Iterable[Sequence[Event]]) -> BatchResult:
+        """Log and fold `batches` in order, each as `ingest` would (one transaction, its
+        snapshot published after its commit), while SQLite commits a batch the next one
+        is screened and folded, from the state the first will have. Returns their
+        results added up.
+
+        A `LogError` stops it: the batches before the failed one are committed, the
+        rest are not. An exception from `batches` itself is raised once the batch
+        before it is committed; a cancel cancels the commit in flight, as it would an
+        `ingest`'s."""
+        total = BatchResult(last_seq=self.state.seq)
+        flight: tuple[asyncio.Task[BatchResult], _Screened] | None = None
+        with money.context():
+            try:
+                for events in batches:
+                    screened = await self._prepare(
+                        events, self._head() if flight is None else flight[1].after)
+                    if flight is not None:
+                        total.add(await flight[0])
+                        flight = None
+                    if screened.base.state is not self.state:
+                        # The batch before was screened again (a key logged after all):
+                        # this one was screened from a state that never was.
+                        screened = await self._prepare(events, self._head())
+                    handed = threading.Event()
+                    flight = (asyncio.get_running_loop().create_task(
+                        self._commit(screened, handed)), screened)
+                    await asyncio.sleep(0)  # the commit hands its rows to SQLite's thread
+                    # ...which needs the GIL to take them: wait (releasing it) until it
+                    # has, or it would wait out the switch interval while the next folds.
+                    handed.wait(_HAND_OFF_S)
+            except Exception:
+                if flight is not None:
+                    await flight[0]  # what came before is committed (or its error wins)
+                raise
+            except BaseException:
+                if flight is not None:
+                    flight[0].cancel()
+                    await asyncio.gather(flight[0], return_exceptions=True)
+                raise
+            if flight is not None:
+                total.add(await flight[0])
+        return total
+
+    def _head(self) -> _Head:
+        return _Head(self.state, self.snapshot, self._unlooked, self._last_checkpoint)
+
+    async def _prepare(self, events: Sequence[Event], base: _Head) -> _Screened:
+        """Stamp, look up (unless `base` says no key came twice), screen and fold `events`
+        from `base`: the batch as it will be appended."""
+        now = max(self._clock(), base.state.now)
         stamped = [e if e.recv_ts else msgspec.structs.replace(e, recv_ts=now) for e in events]
         started = time.perf_counter()
         keys = [e.dedup_key for e in stamped]
         legacy = [_legacy_funding_key(e) for e in stamped if isinstance(e, FundingSettled)]
-        if self._unlooked:
+        if base.unlooked:
             # No key came twice in the last batch: append without looking the keys up,
             # and let the log's UNIQUE index refuse the batch if one is logged after all.
             # (A funding payment's legacy key is in no row's index: those are looked up.)
             try:
                 legacy_logged = await self.log.lookup(legacy) if legacy else {}
-                return await self._screen(stamped, keys, legacy_logged, False, started)
-            except (KeyLogged, _LookUp):
+                return await self._screen(stamped, keys, legacy_logged, False, started, base)
+            except _LookUp:
                 pass
         logged = await self.log.lookup([*keys, *legacy])
-        return await self._screen(stamped, keys, logged, True, started)
+        return await self._screen(stamped, keys, logged, True, started, base)
 
     async def _screen(self, stamped: list[Event], keys: list[str],
                       logged: dict[str, tuple[int, bytes]], looked_up: bool,
-                      started: float) -> BatchResult:
-        """Screen, fold and append `stamped` (`keys` their dedup keys), of which `logged`
-        holds those the log has already. Not `looked_up`, `logged` holds only funding
-        payments' legacy keys; then an event judged by what the log holds raises
-        `_LookUp` (one admission refuses: logged already, it is a duplicate, not a
-        quarantine), and one whose key is logged makes the append raise `KeyLogged`.
-        Either way nothing was appended."""
+                      started: float, base: _Head) -> _Screened:
+        """Screen and fold `stamped` (`keys` their dedup keys) from `base`, of which
+        `logged` holds those the log has already. Not `looked_up`, `logged` holds only
+        funding payments' legacy keys; then an event judged by what the log holds
+        raises `_LookUp` (one admission refuses: logged already, it is a duplicate, not
+        a quarantine), and one whose key is logged makes the append raise `KeyLogged`."""
         seen: dict[str, tuple[int, Event]] = {}
         result = BatchResult(received=len(stamped))
-        # The batch folds into a draft of the state: `self.state` is untouched until the
-        # append has committed, and a batch screened again starts from it afresh.
-        draft = Draft(self.state)
+        # The batch folds into a draft of the state: `base.state` is untouched, and a
+        # batch screened again starts from it afresh.
+        draft = Draft(base.state)
         accepted: list[Event] = []
         accepted_keys: list[str] = []
         for ev, key in zip(stamped, keys, strict=True):
@@ -238,28 +291,50 @@ class Writer:
             accepted.append(ev)
             accepted_keys.append(key)
         result.last_seq = draft.seq
+        result.events, result.keys = accepted, accepted_keys
         if not accepted:
             result.fold_seconds = time.perf_counter() - started
-            if self._committed is not None:
-                self._committed(result)
-            return result
+            return _Screened(base, base, stamped, keys, looked_up, result, None)
         state = settled(draft.state())
-        snap = project(state, self.reconcile_config, self.snapshot)
+        snap = project(state, self.reconcile_config, base.snapshot)
         result.fold_seconds = time.perf_counter() - started
         checkpoint = None
-        if state.seq - self._last_checkpoint >= self._checkpoint_every:
+        if state.seq - base.last_checkpoint >= self._checkpoint_every:
             checkpoint = (state.seq, encode_state(state))
-        started = time.perf_counter()
-        await self.log.append(accepted, checkpoint, accepted_keys)
-        result.commit_seconds = time.perf_counter() - started
-        self.state, self.snapshot = state, snap
-        self._unlooked = not result.duplicates and not result.conflicts
-        if checkpoint is not None:
-            self._last_checkpoint = state.seq
-        result.appended = len(accepted)
-        result.events, result.keys = accepted, accepted_keys
-        if self._publish is not None:
-            self._publish(snap)
+        after = _Head(state, snap, not result.duplicates and not result.conflicts,
+                      base.last_checkpoint if checkpoint is None else state.seq)
+        return _Screened(base, after, stamped, keys, looked_up, result, checkpoint)
+
+    async def _commit(self, screened: _Screened,
+                      handed: threading.Event | None = None) -> BatchResult:
+        """Append a screened batch and make its state the writer's; then publish and
+        report it. A batch screened without a lookup whose append is refused for a
+        logged key is screened again with one, from the same state, and appended.
+        `handed` as for `EventLog.append` (set at once if there is nothing to append)."""
+        result = screened.result
+        if not result.events and handed is not None:
+            handed.set()
+        if result.events:
+            started = time.perf_counter()
+            try:
+                await self.log.append(result.events, screened.checkpoint, result.keys,
+                                      handed)
+            except KeyLogged:
+                if screened.looked_up:
+                    raise
+                logged = await self.log.lookup([
+                    *screened.keys, *(_legacy_funding_key(e) for e in screened.stamped
+                                      if isinstance(e, FundingSettled))])
+                return await self._commit(await self._screen(
+                    screened.stamped, screened.keys, logged, True, time.perf_counter(),
+                    screened.base))
+            result.commit_seconds = time.perf_counter() - started
+            after = screened.after
+            self.state, self.snapshot = after.state, after.snapshot
+            self._unlooked, self._last_checkpoint = after.unlooked, after.last_checkpoint
+            result.appended = len(result.events)
+            if self._publish is not None:
+                self._publish(after.snapshot)
         if self._committed is not None:
             self._committed(result)
         return result
@@ -288,6 +363,40 @@ class Writer:
             logged[key] = found[key]
         seq, payload = logged[key]
         return seq, decode(payload)
+
+
+class _Head:
+    """What the writer screens a batch from: the state and snapshot after the last batch
+    (committed, or in flight), whether the next may skip the lookup of its keys, and
+    the seq of the newest checkpoint."""
+
+    __slots__ = ("last_checkpoint", "snapshot", "state", "unlooked")
+
+    def __init__(self, state: AccountState, snapshot: AccountSnapshotV2, unlooked: bool,
+                 last_checkpoint: int) -> None:
+        self.state = state
+        self.snapshot = snapshot
+        self.unlooked = unlooked
+        self.last_checkpoint = last_checkpoint
+
+
+class _Screened:
+    """A batch screened and folded from `base`, not yet appended: `result.events` (and
+    `keys`) are what its append logs, `after` the writer once it has, `checkpoint` the
+    state to store with it (every `checkpoint_every` events)."""
+
+    __slots__ = ("after", "base", "checkpoint", "keys", "looked_up", "result", "stamped")
+
+    def __init__(self, base: _Head, after: _Head, stamped: list[Event], keys: list[str],
+                 looked_up: bool, result: BatchResult,
+                 checkpoint: tuple[int, bytes] | None) -> None:
+        self.base = base
+        self.after = after
+        self.stamped = stamped
+        self.keys = keys
+        self.looked_up = looked_up
+        self.result = result
+        self.checkpoint = checkpoint
 
 
 class _LookUp(Exception):
