@@ -22,6 +22,12 @@ a lookup, from the same immutable state. So is a batch in which admission refuse
 event: a logged event is a duplicate before it is inadmissible. Either way the result
 is the one a lookup first would have given.
 
+`ingest_all` (a bulk import) overlaps the two halves of a batch's work: batch N+1 is
+screened and folded from the state N will have while SQLite commits N (its insert is one
+statement, run with the GIL released: events/log/store.py). N+1 is appended only after N
+committed, and screened again if N was. The fold holds the GIL, so what runs beside it
+is SQLite's own work and the disk's.
+
 A state inside a batch is never reconciled live. Its reconcile is a function of that
 state alone, so `project(state)` gives the same snapshot on demand as it would have
 eagerly; that is how `exkernel snapshot --at SEQ` and `exkernel tail` show it.
