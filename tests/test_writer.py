@@ -413,5 +413,17 @@ async def test_a_funding_payment_logged_under_its_legacy_key_is_not_booked_again
         other = msgspec.structs.replace(paid, position_side="short", amount=Decimal("2"))
         assert (await writer.ingest([other])).appended == 1  # a different payment: booked
         assert writer.state.k.funding == {"USDT": Decimal("0.75")}
+        # The same while the writer skips the lookup of its keys (no key came twice in
+        # the last batch): the legacy key is still looked up, on a connection of its own.
+        later = msgspec.structs.replace(paid, venue_ts=16 * 3600 * 10**9)
+        await log.append([msgspec.structs.replace(later, recv_ts=13)],
+                         keys=[f"funding:BTCUSDT:{later.venue_ts}"])
+        writer = await Writer.open(log, clock=lambda: 14)
+        mark = MarkPriceObserved(venue_ts=15, symbol="BTCUSDT", price=Decimal("100"))
+        assert (await writer.ingest([mark])).appended == 1
+        assert writer._unlooked, "the next batch is looked up: the test proves nothing"
+        result = await writer.ingest([msgspec.structs.replace(later, funding_id="tran-78")])
+        assert (result.appended, result.duplicates) == (0, 1)
+        assert writer.state.k.funding == {"USDT": Decimal("-0.50")}
     finally:
         await log.close()

@@ -171,6 +171,8 @@ class EventLog:
         self._db = db
         #: A writer's third connection, for WAL checkpoints off the append's path.
         self._checkpointer: aiosqlite.Connection | None = None
+        #: A writer's read-only connection for `lookup_old`.
+        self._old_reader: aiosqlite.Connection | None = None
         self._wal_checkpoint: asyncio.Task[None] | None = None
         self._since_checkpoint = 0
         #: Why this object may no longer append (an append canceled mid-commit).
@@ -258,6 +260,8 @@ class EventLog:
                 await asyncio.gather(self._wal_checkpoint, return_exceptions=True)
             if self._checkpointer is not None:
                 await self._checkpointer.close()
+            if self._old_reader is not None:
+                await self._old_reader.close()
             await self._db.close()
         finally:
             if self._lock is not None:
@@ -265,6 +269,27 @@ class EventLog:
 
     async def lookup(self, keys: Iterable[str]) -> dict[str, tuple[int, bytes]]:
         """The logged (seq, payload) of each of `keys` that is already in the log."""
+        return await self._lookup(self._db, keys)
+
+    async def lookup_old(self, keys: Iterable[str]) -> dict[str, tuple[int, bytes]]:
+        """As `lookup`, for keys that no row this kernel appends can hold (a funding
+        payment's legacy key: only older versions wrote one). A connection of its own
+        answers, so the lookup does not wait behind an append in flight (which it
+        cannot see, and need not)."""
+        if self.readonly:
+            return await self.lookup(keys)
+        if self._old_reader is None:
+            try:
+                self._old_reader = await aiosqlite.connect(
+                    f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+                await self._old_reader.execute("PRAGMA busy_timeout=5000")
+            except sqlite3.Error as e:
+                raise LogError(f"dedup lookup failed: {e}") from e
+        return await self._lookup(self._old_reader, keys)
+
+    @staticmethod
+    async def _lookup(db: aiosqlite.Connection, keys: Iterable[str],
+                      ) -> dict[str, tuple[int, bytes]]:
         found: dict[str, tuple[int, bytes]] = {}
         wanted = list(dict.fromkeys(keys))
         try:
@@ -273,7 +298,7 @@ class EventLog:
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT dedup_key, seq, payload FROM events WHERE dedup_key IN ({marks})"
                 # One round trip to aiosqlite's thread.
-                for key, seq, payload in await self._db.execute_fetchall(sql, chunk):
+                for key, seq, payload in await db.execute_fetchall(sql, chunk):
                     found[key] = (seq, payload)
         except sqlite3.Error as e:
             raise LogError(f"dedup lookup failed: {e}") from e

@@ -231,9 +231,10 @@ class Writer:
         if base.unlooked:
             # No key came twice in the last batch: append without looking the keys up,
             # and let the log's UNIQUE index refuse the batch if one is logged after all.
-            # (A funding payment's legacy key is in no row's index: those are looked up.)
+            # (A funding payment's legacy key is in no row's index: those are looked up,
+            # on a connection of their own, not behind the commit of a batch in flight.)
             try:
-                legacy_logged = await self.log.lookup(legacy) if legacy else {}
+                legacy_logged = await self.log.lookup_old(legacy) if legacy else {}
                 return await self._screen(stamped, keys, legacy_logged, False, started, base)
             except _LookUp:
                 pass
