@@ -114,17 +114,30 @@ class Writer:
         committed: Committed | None = None,
     ) -> None:
         self.log = log
-        self.state = state
         self.reconcile_config = reconcile
-        self.snapshot = project(state, reconcile)
         self._clock = clock
         self._checkpoint_every = checkpoint_every
-        self._last_checkpoint = last_checkpoint
         self._publish = publish
         self._committed = committed
-        #: Whether the next batch may skip the lookup of its keys: no key came twice in
-        #: the last batch that appended. Not at first: a restart's resync redelivers.
-        self._unlooked = False
+        #: What the next batch is screened from, as of the last commit. Not `unlooked`
+        #: at first: a restart's resync redelivers.
+        self._head = _Head(state, project(state, reconcile), False, last_checkpoint)
+
+    @property
+    def state(self) -> AccountState:
+        """The state after the last committed event."""
+        return self._head.state
+
+    @property
+    def snapshot(self) -> AccountSnapshotV2:
+        """The last published snapshot (of `state`)."""
+        return self._head.snapshot
+
+    @property
+    def _unlooked(self) -> bool:
+        """Whether the next batch may skip the lookup of its keys: no key came twice in
+        the last batch that appended."""
+        return self._head.unlooked
 
     def now(self) -> int:
         """The receive time the writer would stamp now (ns): its clock, never before the
@@ -171,7 +184,7 @@ class Writer:
         """Log and fold one batch, all or nothing. Raises `LogError` if the log failed.
         The fold runs in a private copy of the kernel's decimal context (`money.context`)."""
         with money.context():
-            return await self._commit(await self._prepare(events, self._head()))
+            return await self._commit(await self._prepare(events, self._head))
 
     async def ingest_all(self, batches: Iterable[Sequence[Event]]) -> BatchResult:
         """Log and fold `batches` in order, each as `ingest` would (one transaction, its
@@ -189,14 +202,14 @@ class Writer:
             try:
                 for events in batches:
                     screened = await self._prepare(
-                        events, self._head() if flight is None else flight[1].after)
+                        events, self._head if flight is None else flight[1].after)
                     if flight is not None:
                         total.add(await flight[0])
                         flight = None
                     if screened.base.state is not self.state:
                         # The batch before was screened again (a key logged after all):
                         # this one was screened from a state that never was.
-                        screened = await self._prepare(events, self._head())
+                        screened = await self._prepare(events, self._head)
                     handed = threading.Event()
                     flight = (asyncio.get_running_loop().create_task(
                         self._commit(screened, handed)), screened)
@@ -217,9 +230,6 @@ class Writer:
                 total.add(await flight[0])
         return total
 
-    def _head(self) -> _Head:
-        return _Head(self.state, self.snapshot, self._unlooked, self._last_checkpoint)
-
     async def _prepare(self, events: Sequence[Event], base: _Head) -> _Screened:
         """Stamp, look up (unless `base` says no key came twice), screen and fold `events`
         from `base`: the batch as it will be appended."""
@@ -227,18 +237,23 @@ class Writer:
         stamped = [e if e.recv_ts else msgspec.structs.replace(e, recv_ts=now) for e in events]
         started = time.perf_counter()
         keys = [e.dedup_key for e in stamped]
-        legacy = [_legacy_funding_key(e) for e in stamped if isinstance(e, FundingSettled)]
         if base.unlooked:
             # No key came twice in the last batch: append without looking the keys up,
             # and let the log's UNIQUE index refuse the batch if one is logged after all.
             # (A funding payment's legacy key is in no row's index: those are looked up,
             # on a connection of their own, not behind the commit of a batch in flight.)
+            legacy = _legacy_funding_keys(stamped)
             try:
                 legacy_logged = await self.log.lookup_old(legacy) if legacy else {}
                 return await self._screen(stamped, keys, legacy_logged, False, started, base)
             except _LookUp:
                 pass
-        logged = await self.log.lookup([*keys, *legacy])
+        return await self._screen_looked_up(stamped, keys, started, base)
+
+    async def _screen_looked_up(self, stamped: list[Event], keys: list[str], started: float,
+                                base: _Head) -> _Screened:
+        """`_screen` after a lookup of every key of the batch (and the legacy keys)."""
+        logged = await self.log.lookup([*keys, *_legacy_funding_keys(stamped)])
         return await self._screen(stamped, keys, logged, True, started, base)
 
     async def _screen(self, stamped: list[Event], keys: list[str],
@@ -319,9 +334,10 @@ class Writer:
         logged key is screened again with one, from the same state, and appended.
         `handed` as for `EventLog.append` (set at once if there is nothing to append)."""
         result = screened.result
-        if not result.events and handed is not None:
-            handed.set()
-        if result.events:
+        if not result.events:
+            if handed is not None:
+                handed.set()
+        else:
             started = time.perf_counter()
             try:
                 await self.log.append(result.events, screened.checkpoint, result.keys,
@@ -329,29 +345,25 @@ class Writer:
             except KeyLogged:
                 if screened.looked_up:
                     raise
-                logged = await self.log.lookup([
-                    *screened.keys, *(_legacy_funding_key(e) for e in screened.stamped
-                                      if isinstance(e, FundingSettled))])
-                return await self._commit(await self._screen(
-                    screened.stamped, screened.keys, logged, True, time.perf_counter(),
-                    screened.base))
+                return await self._commit(await self._screen_looked_up(
+                    screened.stamped, screened.keys, time.perf_counter(), screened.base))
             result.commit_seconds = time.perf_counter() - started
-            after = screened.after
-            self.state, self.snapshot = after.state, after.snapshot
-            self._unlooked, self._last_checkpoint = after.unlooked, after.last_checkpoint
+            self._head = screened.after
             result.appended = len(result.events)
             if self._publish is not None:
-                self._publish(after.snapshot)
+                self._publish(self._head.snapshot)
         if self._committed is not None:
             self._committed(result)
         return result
 
     async def checkpoint(self) -> bool:
         """Checkpoint the current state unless the last checkpoint already holds it."""
-        if self.state.seq <= self._last_checkpoint:
+        head = self._head
+        if head.state.seq <= head.last_checkpoint:
             return False
-        await self.log.checkpoint(self.state.seq, encode_state(self.state))
-        self._last_checkpoint = self.state.seq
+        await self.log.checkpoint(head.state.seq, encode_state(head.state))
+        now = self._head
+        self._head = _Head(now.state, now.snapshot, now.unlooked, head.state.seq)
         return True
 
     async def _prior(
@@ -408,6 +420,10 @@ class _Screened:
 
 class _LookUp(Exception):
     """A batch screened without a lookup needs one after all (`Writer._screen`)."""
+
+
+def _legacy_funding_keys(events: Iterable[Event]) -> list[str]:
+    return [_legacy_funding_key(e) for e in events if isinstance(e, FundingSettled)]
 
 
 def _legacy_funding_key(ev: FundingSettled) -> str:
