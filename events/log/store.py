@@ -125,18 +125,18 @@ def _transact(db: sqlite3.Connection, rows: list[_Row] | _Packed,
     `handed` is set once this thread holds the rows (see `EventLog.append`)."""
     if handed is not None:
         handed.set()
-    if isinstance(rows, tuple) and checkpoint is None:
-        db.execute(_INSERT_PACKED, rows)
-        return
-    db.execute("BEGIN IMMEDIATE")
+    packed = isinstance(rows, tuple)
+    if not packed or checkpoint is not None:
+        db.execute("BEGIN IMMEDIATE")
     try:
-        if isinstance(rows, tuple):
+        if packed:
             db.execute(_INSERT_PACKED, rows)
         else:
             db.executemany(_INSERT, rows)
         if checkpoint is not None:
             db.execute(_INSERT_CHECKPOINT, checkpoint)
-        db.execute("COMMIT")
+        if db.in_transaction:
+            db.execute("COMMIT")
     except BaseException:
         # SQLite may have rolled back already (a full disk does); keep its error.
         if db.in_transaction:
