@@ -1,9 +1,11 @@
 """(d) alone, interleaved: raw sqlite3 against `Writer.ingest` batch by batch and
-`Writer.ingest_all` (each batch folded while the one before it commits), NORMAL and FULL.
+`Writer.ingest_all` (each batch folded while the one before it commits), NORMAL and FULL;
+with `--cli`, (g) too: `exkernel ingest FILE` (NORMAL) of the same events as JSON lines.
 
-`python -m bench.pipeline [--events N] [--rounds R]`: the same corpus as `bench.run`'s
-(d), each variant once per round in turn on a fresh file in bench/out, best and median
-of the rounds, and each best as a ratio to raw sqlite3's best in this run.
+`python -m bench.pipeline [--events N] [--rounds R] [--cli]`: the same corpus as
+`bench.run`'s (d), each variant once per round in turn on a fresh file in bench/out,
+best and median of the rounds, and each best as a ratio to raw sqlite3's best in this
+run (and (g)'s to `ingest_all` NORMAL's).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import stores
+from bench import replay, stores
 from bench.measure import Measurement
 from bench.run import OUT
 from kernel import money
+
+CLI = "exkernel ingest FILE, NORMAL"
 
 
 def main() -> None:
@@ -26,6 +30,7 @@ def main() -> None:
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--cli", action="store_true", help="also `exkernel ingest FILE` (g)")
     args = p.parse_args()
     money.install()
     c = stores.corpus(args.events, args.seed)
@@ -41,8 +46,11 @@ def main() -> None:
         "Writer.ingest, FULL": writer("FULL", False),
         "Writer.ingest_all, FULL": writer("FULL", True),
     }
-    rates: dict[str, list[float]] = {name: [] for name in variants}
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.cli:
+        lines = replay.jsonl(OUT, args.events, args.seed)
+        variants[CLI] = lambda path: replay.ingest_cli(lines, path, args.events)
+    rates: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, bench in variants.items():
             with tempfile.TemporaryDirectory(dir=OUT, prefix="scratch-") as tmp:
@@ -54,6 +62,9 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for name, rs in rates.items():
         print(f"| {name} | {max(rs):,.0f} | {statistics.median(rs):,.0f} | {max(rs) / raw:.2f}× |")
+    if args.cli:
+        g = max(rates[CLI]) / max(rates["Writer.ingest_all, NORMAL"])
+        print(f"\n(g) `exkernel ingest FILE` ÷ `Writer.ingest_all` NORMAL, best ÷ best: {g:.2f}×")
 
 
 if __name__ == "__main__":

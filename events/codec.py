@@ -110,9 +110,16 @@ def decode(data: bytes | str) -> Event:
 
     Stricter than the log's own decoding: no key twice in one object (msgspec keeps the
     last), and every decimal written in JSON's number grammar. Both are checked on the
-    untyped tree (`_unique_keys_only`, `_plain_decimals`)."""
+    untyped tree (`_unique_keys_only`, `_plain_decimals`), unless `data` is the log's own
+    form: `encode`'s bytes of the event it holds, then at most whitespace (what a
+    program writing events with this codec gives), which gives no key twice and writes
+    every decimal plainly."""
     event = decode_logged(data)
     raw = data.encode() if isinstance(data, str) else data
+    # `encode`'s bytes are one whole JSON object, and the decoder read `raw` whole as one
+    # value: so what follows them can only be whitespace.
+    if raw.startswith(_encoder.encode(event)):
+        return event
     tree = _untyped.decode(raw)
     _unique_keys_only(raw, tree)
     _plain_decimals(tree, _DECIMALS[type(event)], type(event).__name__)

@@ -531,6 +531,22 @@ def test_encode_decode_round_trips(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", list(VALID))
+def test_the_logs_own_form_is_taken_as_written_and_a_key_after_it_is_still_refused(
+        kind: str) -> None:
+    event = decode(dumps({"kind": kind, **VALID[kind]}))
+    own = encode(event)
+    for line in (own, own + b"\n", own + b" \r\n"):
+        assert decode(line) == event
+    # The own form with its last key given again, same value: every byte of the own
+    # form but its closing brace comes first, so only that brace may tell them apart.
+    fields = json.loads(own)
+    last = list(fields)[-1]
+    again = own[:-1] + b"," + dumps({last: fields[last]})[1:]
+    with pytest.raises(msgspec.ValidationError, match=f"key '{last}' appears twice"):
+        decode(again)
+
+
+@pytest.mark.parametrize("kind", list(VALID))
 def test_encoded_decimals_are_strings_and_keep_their_text(kind: str) -> None:
     encoded = json.loads(encode(decode(dumps({"kind": kind, **VALID[kind]}))))
     for name, spec in SPEC[kind].items():
