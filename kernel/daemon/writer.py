@@ -65,7 +65,7 @@ from kernel.snapshot import AccountSnapshotV2, project
 from kernel.state import AccountState, Draft, settled
 
 Clock = Callable[[], int]
-#: How long `ingest_all` waits at most for SQLite's thread to take a batch's rows: long
+#: How long `send` waits at most for SQLite's thread to take a batch's rows: long
 #: enough for a thread to wake on a busy machine, short beside the fold of a batch.
 _HAND_OFF_S = 0.002
 Publish = Callable[[AccountSnapshotV2], None]
@@ -122,6 +122,8 @@ class Writer:
         #: What the next batch is screened from, as of the last commit. Not `unlooked`
         #: at first: a restart's resync redelivers.
         self._head = _Head(state, project(state, reconcile), False, last_checkpoint)
+        #: The batch `send` left committing, with what it was screened as.
+        self._flight: tuple[asyncio.Task[BatchResult], _Screened] | None = None
 
     @property
     def state(self) -> AccountState:
@@ -182,52 +184,90 @@ class Writer:
 
     async def ingest(self, events: Sequence[Event]) -> BatchResult:
         """Log and fold one batch, all or nothing. Raises `LogError` if the log failed.
-        The fold runs in a private copy of the kernel's decimal context (`money.context`)."""
+        The fold runs in a private copy of the kernel's decimal context (`money.context`).
+        A batch `send` left committing commits first."""
+        await self.flush()
         with money.context():
             return await self._commit(await self._prepare(events, self._head))
+
+    async def send(self, events: Sequence[Event], *, hand_off: bool = True
+                   ) -> BatchResult | None:
+        """Start logging one batch as `ingest` would, beside the batch sent before it:
+        screened and folded from the state that one will have while SQLite commits it,
+        appended once it has committed (and screened again if it was). Returns the
+        result of the batch before (None if there was none); this one's comes from the
+        next `send` or from `flush`, and it is published and reported (`publish`,
+        `committed`) as it commits.
+
+        Call `flush` before reading `state` for a decision, before `checkpoint`, and
+        before waiting on anything but the writer (a failed commit is raised only when
+        awaited). With `hand_off` (when more is to be folded at once), wait until
+        SQLite's thread has taken the rows (≤ `_HAND_OFF_S`), releasing the GIL it needs
+        to take them. Raises the `LogError` of the batch before; a cancel cancels the
+        commit it waits for (`flush` cancels this one's: `abandon`)."""
+        with money.context():
+            flight = self._flight
+            screened = await self._prepare(
+                events, self._head if flight is None else flight[1].after)
+            done = None
+            if flight is not None:
+                self._flight = None
+                done = await flight[0]
+            if screened.base.state is not self.state:
+                # The batch before was screened again (a key logged after all): this one
+                # was screened from a state that never was.
+                screened = await self._prepare(events, self._head)
+            handed = threading.Event()
+            # The task copies the decimal context: a batch screened again folds in it.
+            self._flight = (asyncio.get_running_loop().create_task(
+                self._commit(screened, handed)), screened)
+        if hand_off:
+            await asyncio.sleep(0)  # the commit hands its rows to SQLite's thread
+            # ...which needs the GIL to take them: wait (releasing it) until it has, or
+            # it would wait out the switch interval while the next batch folds.
+            handed.wait(_HAND_OFF_S)
+        return done
+
+    async def flush(self) -> BatchResult | None:
+        """Wait until the batch `send` left committing has; its result (None if none).
+        Raises its `LogError`."""
+        flight, self._flight = self._flight, None
+        return None if flight is None else await flight[0]
+
+    async def abandon(self) -> None:
+        """Cancel the commit of the batch `send` left committing, if any, and wait for
+        it to end: torn, as a canceled `ingest` (for a task being canceled itself)."""
+        flight, self._flight = self._flight, None
+        if flight is not None:
+            flight[0].cancel()
+            await asyncio.gather(flight[0], return_exceptions=True)
 
     async def ingest_all(self, batches: Iterable[Sequence[Event]]) -> BatchResult:
         """Log and fold `batches` in order, each as `ingest` would (one transaction, its
         snapshot published after its commit), while SQLite commits a batch the next one
-        is screened and folded, from the state the first will have. Returns their
-        results added up.
+        is screened and folded, from the state the first will have (`send`). Returns
+        their results added up.
 
         A `LogError` stops it: the batches before the failed one are committed, the
         rest are not. An exception from `batches` itself is raised once the batch
         before it is committed; a cancel cancels the commit in flight, as it would an
         `ingest`'s."""
+        await self.flush()
         total = BatchResult(last_seq=self.state.seq)
-        flight: tuple[asyncio.Task[BatchResult], _Screened] | None = None
-        with money.context():
-            try:
-                for events in batches:
-                    screened = await self._prepare(
-                        events, self._head if flight is None else flight[1].after)
-                    if flight is not None:
-                        total.add(await flight[0])
-                        flight = None
-                    if screened.base.state is not self.state:
-                        # The batch before was screened again (a key logged after all):
-                        # this one was screened from a state that never was.
-                        screened = await self._prepare(events, self._head)
-                    handed = threading.Event()
-                    flight = (asyncio.get_running_loop().create_task(
-                        self._commit(screened, handed)), screened)
-                    await asyncio.sleep(0)  # the commit hands its rows to SQLite's thread
-                    # ...which needs the GIL to take them: wait (releasing it) until it
-                    # has, or it would wait out the switch interval while the next folds.
-                    handed.wait(_HAND_OFF_S)
-            except Exception:
-                if flight is not None:
-                    await flight[0]  # what came before is committed (or its error wins)
-                raise
-            except BaseException:
-                if flight is not None:
-                    flight[0].cancel()
-                    await asyncio.gather(flight[0], return_exceptions=True)
-                raise
-            if flight is not None:
-                total.add(await flight[0])
+        try:
+            for events in batches:
+                done = await self.send(events)
+                if done is not None:
+                    total.add(done)
+        except Exception:
+            await self.flush()  # what came before is committed (or its error wins)
+            raise
+        except BaseException:
+            await self.abandon()
+            raise
+        done = await self.flush()
+        if done is not None:
+            total.add(done)
         return total
 
     async def _prepare(self, events: Sequence[Event], base: _Head) -> _Screened:
@@ -357,7 +397,9 @@ class Writer:
         return result
 
     async def checkpoint(self) -> bool:
-        """Checkpoint the current state unless the last checkpoint already holds it."""
+        """Checkpoint the current state unless the last checkpoint already holds it
+        (after the batch `send` left committing)."""
+        await self.flush()
         head = self._head
         if head.state.seq <= head.last_checkpoint:
             return False

@@ -1,8 +1,10 @@
 """The writer's task: the queue into the one writer in batches, and what it tells the world.
 
 It takes what is queued (up to `batch_max` events per commit), hands each batch to
-`Writer.ingest`, pings the systemd watchdog while it lives, and after each commit
-(`committed`, which the writer calls once per `ingest`): the metrics, one log line per
+`Writer.send` (while more is queued, a batch is screened and folded while SQLite commits
+the one before it; when the queue runs dry, the batch in flight is seen committed
+before the loop waits for more), pings the systemd watchdog while it lives, and after each commit
+(`committed`, which the writer calls once per batch): the metrics, one log line per
 committed event with the fact's content (`kernel.daemon.lines`), a line when the verdict
 moves into or out of ERROR, and the batch to the hub (the API's subscribers).
 
@@ -116,6 +118,10 @@ class WriterLoop:
         last_ping = 0.0
         try:
             while True:
+                if self.queue.empty():
+                    # Nothing to fold beside the commit in flight: see it land before
+                    # waiting (its failure stops the loop now, not at the next event).
+                    await writer.flush()
                 try:
                     # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel
                     # that lands as an item arrives, and the writer would run on.
@@ -139,7 +145,11 @@ class WriterLoop:
                         break
                     batch.append(nxt)
                 if batch:
-                    await writer.ingest(batch)
+                    # Folded while the batch before commits; handed over to SQLite's
+                    # thread at once only if the next batch is queued to fold beside it.
+                    await writer.send(batch, hand_off=not self.queue.empty())
+                if held is not None or stop:
+                    await writer.flush()  # a submission sees every fact before it logged
                 if held is not None:
                     await self._run_submission(writer, held)
                 if time.monotonic() - last_ping >= ping_every:
@@ -149,6 +159,7 @@ class WriterLoop:
                     return
         finally:
             self._closed = True
+            await writer.abandon()  # only a loop ended by a cancel or an error has one
             self._refuse_queued()
 
     async def _run_submission(self, writer: Writer, sub: _Submission[Any]) -> None:
@@ -180,7 +191,7 @@ class WriterLoop:
                     WriterClosed("the writer stopped before this could be logged"))
 
     def committed(self, result: BatchResult) -> None:
-        """The writer's callback, once per `ingest` (from this loop or a submission),
+        """The writer's callback, once per batch (from this loop or a submission),
         after the batch's snapshots were published: logs, metrics, the hub."""
         snap, self._published = self._published, None
         if snap is not None:
